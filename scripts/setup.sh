@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# lungpath set-up: npm dependencies, and — when Dawn finds no WebGPU adapter and apt is usable as
+# root — a CPU Vulkan driver (lavapipe from Mesa >= 25, Debian bookworm-backports; see
+# ../shared/ENVIRONMENT.md). Safe to run again: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+if [ -f package-lock.json ]; then
+  [ -d node_modules/webgpu ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+else
+  npm install --no-audit --no-fund
+fi
+
+probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
+
+if probe; then
+  echo "setup: WebGPU adapter found: $(node scripts/probe-adapter.mjs 2>/dev/null)"
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "setup: no WebGPU adapter, and apt-get as root is not available to install one." >&2
+  echo "       Install a Vulkan driver (a GPU driver, or Mesa >= 25 lavapipe: mesa-vulkan-drivers)." >&2
+  exit 1
+fi
+
+echo "setup: no WebGPU adapter; installing lavapipe (mesa-vulkan-drivers) from bookworm-backports"
+. /etc/os-release
+if [ "${VERSION_CODENAME:-}" = bookworm ] && ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  # Same mirror as the machine's existing bookworm source.
+  mirror=$(awk '$1=="URIs:" && $2 ~ /debian\/?$/ {print $2; exit} $1=="deb" && $2 ~ /debian\/?$/ {print $2; exit}' \
+    /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  cat > /etc/apt/sources.list.d/bookworm-backports.sources <<SRC
+Types: deb
+URIs: ${mirror}
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1
+else
+  apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1
+fi
+
+if probe; then
+  echo "setup: WebGPU adapter found: $(node scripts/probe-adapter.mjs 2>/dev/null)"
+else
+  node scripts/probe-adapter.mjs || true
+  echo "setup: still no WebGPU adapter after installing lavapipe" >&2
+  exit 1
+fi

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // lavapipe compiles each shader with LLVM on first use: slow on 2 cores.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // Two CPU cores run lavapipe's threads; more than two test files at once only thrashes.
+    maxWorkers: 2,
+  },
+});
