@@ -7,8 +7,12 @@
  * and scalars (when `uniforms` is true); storage buffers follow from binding 1 in the declared order.
  */
 
-/** `read` = `var<storage, read>`, `write` = `var<storage, read_write>`. */
-export type StorageAccess = 'read' | 'write';
+/**
+ * `read` = `var<storage, read>`, `write` = `var<storage, read_write>`, `uniform` = a pooled
+ * buffer (or a range of one, at most maxUniformBufferBindingSize) bound as `var<uniform>` — on
+ * some drivers (lavapipe) weights read from uniform memory are much faster than from storage.
+ */
+export type StorageAccess = 'read' | 'write' | 'uniform';
 
 export interface KernelSpec {
   /** Unique, human name used in errors and stats, e.g. `conv2d_3x3_forward`. */

@@ -56,7 +56,7 @@ export class ShaderError extends Error {
 
 const UNIFORM_ARENA_BYTES = 1 << 18;
 // GPUBufferUsage is a global only once the platform installed WebGPU; the flag values are fixed by spec.
-const STORAGE_USAGE = 0x0080 /* STORAGE */ | 0x0004 /* COPY_SRC */ | 0x0008; /* COPY_DST */
+const STORAGE_USAGE = 0x0080 /* STORAGE */ | 0x0040 /* UNIFORM */ | 0x0004 /* COPY_SRC */ | 0x0008; /* COPY_DST */
 
 export class Runtime {
   readonly pool: BufferPool;
@@ -190,8 +190,9 @@ export class Runtime {
     if (args.uniforms) entries.push({ binding: 0, resource: this.pushUniforms(args.uniforms) });
     args.bindings.forEach((binding, i) => {
       const resource = 'buffer' in binding ? binding : { buffer: binding, size: binding.size };
-      if (resource.size > this.maxBindingBytes) {
-        throw new BindingLimitError(`kernel '${kernel.name}' binding ${i + 1} ('${resource.buffer.label}')`, resource.size, this.maxBindingBytes);
+      const limit = kernel.bindings[i] === 'uniform' ? this.device.limits.maxUniformBufferBindingSize : this.maxBindingBytes;
+      if (resource.size > limit) {
+        throw new BindingLimitError(`kernel '${kernel.name}' binding ${i + 1} ('${resource.buffer.label}')`, resource.size, limit);
       }
       entries.push({ binding: i + 1, resource });
     });
@@ -287,7 +288,8 @@ export class Runtime {
     const entries: GPUBindGroupLayoutEntry[] = [];
     if (kernel.uniforms) entries.push({ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform' } });
     kernel.bindings.forEach((access, i) => {
-      entries.push({ binding: i + 1, visibility: 4, buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' } });
+      const type = access === 'read' ? 'read-only-storage' : access === 'write' ? 'storage' : 'uniform';
+      entries.push({ binding: i + 1, visibility: 4, buffer: { type } });
     });
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label: kernel.name });
