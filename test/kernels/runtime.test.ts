@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { axpy, axpyRef, fill, scale, scaleRef, sum, sumRef } from '../../src/kernels/elementwise.ts';
 import { defineKernel, flatWorkgroups } from '../../src/kernels/kernel.ts';
 import { BindingLimitError, ShaderError } from '../../src/kernels/runtime.ts';
+import { createRuntimeFromGpu } from '../../src/kernels/device.ts';
 import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
 import { gpu } from '../helpers/gpu.ts';
 import { randomArray } from '../helpers/random.ts';
@@ -11,6 +12,11 @@ describe('runtime', () => {
     const rt = await gpu();
     expect(rt.adapter.vendor.length + rt.adapter.description.length).toBeGreaterThan(0);
     expect(rt.device.limits.maxBufferSize).toBeGreaterThan(256 * 1024 * 1024);
+  });
+
+  it('says why and what to install when there is no adapter', async () => {
+    const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
+    await expect(createRuntimeFromGpu(noAdapter, {})).rejects.toThrow(/No WebGPU adapter.*lavapipe from Mesa >= 25.*npm run setup/s);
   });
 
   it('throws a ShaderError naming the kernel and the WGSL message', async () => {
