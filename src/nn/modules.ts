@@ -1,0 +1,219 @@
+/**
+ * nn modules with PyTorch names: Conv2d, BatchNorm2d, ReLU, Linear, Dropout, Sequential, Flatten.
+ * Each module is built with its full state_dict prefix (e.g. `features.3`), so its parameters
+ * and buffers carry the names `features.3.weight`, `features.4.running_mean`, … that torch uses.
+ */
+import type { Runtime } from '../kernels/runtime.ts';
+import { batchNorm2d, conv2d, dropout, linear, relu, reshape, type BatchNormState } from './ops.ts';
+import type { Rng } from './random.ts';
+import type { Tape } from './tape.ts';
+import { Parameter, Tensor } from './tensor.ts';
+
+/** What a forward pass needs besides its input. */
+export interface ForwardContext {
+  /** Records ops for backward; null runs without gradients (no-grad). */
+  tape: Tape | null;
+  /** Per-step seed of the dropout masks (u32). */
+  seed: number;
+}
+
+/** A named tensor of a module's state: parameters, running statistics, counters. */
+export interface StateEntry {
+  name: string;
+  shape: readonly number[];
+  dtype: 'F32' | 'I64';
+  /** F32 entries live on the GPU. */
+  tensor?: Tensor;
+  /** I64 entries (num_batches_tracked) live on the CPU. */
+  get?: () => number;
+  set?: (value: number) => void;
+}
+
+export abstract class Module {
+  training = true;
+
+  abstract forward(x: Tensor, ctx: ForwardContext): Tensor;
+
+  /** Sub-modules in order. */
+  children(): Module[] {
+    return [];
+  }
+
+  /** This module's own trainable parameters. */
+  protected ownParameters(): Parameter[] {
+    return [];
+  }
+
+  /** This module's own state beyond parameters (running stats). */
+  protected ownBuffers(): StateEntry[] {
+    return [];
+  }
+
+  parameters(): Parameter[] {
+    return [...this.ownParameters(), ...this.children().flatMap((c) => c.parameters())];
+  }
+
+  /** Every entry of the PyTorch state_dict, in torch's order (per module: parameters, then buffers). */
+  state(): StateEntry[] {
+    const own: StateEntry[] = this.ownParameters().map((p) => ({ name: p.name, shape: p.shape, dtype: 'F32' as const, tensor: p }));
+    return [...own, ...this.ownBuffers(), ...this.children().flatMap((c) => c.state())];
+  }
+
+  train(on = true): this {
+    this.training = on;
+    this.children().forEach((c) => c.train(on));
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Releases every GPU tensor the module holds (parameters, gradients, buffers). */
+  destroy(): void {
+    for (const entry of this.state()) {
+      if (entry.tensor instanceof Parameter) entry.tensor.zeroGrad();
+      entry.tensor?.release();
+    }
+  }
+}
+
+export class Conv2d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+
+  constructor(rt: Runtime, readonly prefix: string, cIn: number, cOut: number, readonly kernel: number, readonly stride: number, readonly pad: number, rng: Rng) {
+    super();
+    const fanIn = cIn * kernel * kernel;
+    const std = Math.sqrt(2 / fanIn); // Kaiming normal, fan_in, ReLU gain √2
+    const w = new Float32Array(cOut * fanIn).map(() => std * rng.normal());
+    this.weight = Parameter.fromArray(rt, w, [cOut, cIn, kernel, kernel], `${prefix}.weight`);
+    this.bias = Parameter.fromArray(rt, new Float32Array(cOut), [cOut], `${prefix}.bias`);
+  }
+
+  protected override ownParameters(): Parameter[] {
+    return [this.weight, this.bias];
+  }
+
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    return conv2d(x, this.weight, this.bias, this.stride, this.pad, ctx.tape, this.prefix);
+  }
+}
+
+export class BatchNorm2d extends Module {
+  readonly state_: BatchNormState;
+  numBatchesTracked = 0;
+
+  constructor(rt: Runtime, readonly prefix: string, channels: number, eps = 1e-5, momentum = 0.1) {
+    super();
+    this.state_ = {
+      gamma: Parameter.fromArray(rt, new Float32Array(channels).fill(1), [channels], `${prefix}.weight`),
+      beta: Parameter.fromArray(rt, new Float32Array(channels), [channels], `${prefix}.bias`),
+      runningMean: Tensor.fromArray(rt, new Float32Array(channels), [channels], `${prefix}.running_mean`),
+      runningVar: Tensor.fromArray(rt, new Float32Array(channels).fill(1), [channels], `${prefix}.running_var`),
+      eps,
+      momentum,
+    };
+  }
+
+  protected override ownParameters(): Parameter[] {
+    return [this.state_.gamma, this.state_.beta];
+  }
+
+  protected override ownBuffers(): StateEntry[] {
+    const { runningMean, runningVar } = this.state_;
+    return [
+      { name: runningMean.label, shape: runningMean.shape, dtype: 'F32', tensor: runningMean },
+      { name: runningVar.label, shape: runningVar.shape, dtype: 'F32', tensor: runningVar },
+      {
+        name: `${this.prefix}.num_batches_tracked`,
+        shape: [],
+        dtype: 'I64',
+        get: () => this.numBatchesTracked,
+        set: (v) => {
+          this.numBatchesTracked = v;
+        },
+      },
+    ];
+  }
+
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    if (this.training) this.numBatchesTracked++;
+    return batchNorm2d(x, this.state_, this.training, ctx.tape, this.prefix);
+  }
+}
+
+export class ReLU extends Module {
+  constructor(readonly prefix: string) {
+    super();
+  }
+
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    return relu(x, ctx.tape, this.prefix);
+  }
+}
+
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+
+  constructor(rt: Runtime, readonly prefix: string, inFeatures: number, outFeatures: number, rng: Rng) {
+    super();
+    const w = new Float32Array(outFeatures * inFeatures).map(() => 0.01 * rng.normal()); // N(0, 0.01), as the original
+    this.weight = Parameter.fromArray(rt, w, [outFeatures, inFeatures], `${prefix}.weight`);
+    this.bias = Parameter.fromArray(rt, new Float32Array(outFeatures), [outFeatures], `${prefix}.bias`);
+  }
+
+  protected override ownParameters(): Parameter[] {
+    return [this.weight, this.bias];
+  }
+
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    return linear(x, this.weight, this.bias, ctx.tape, this.prefix);
+  }
+}
+
+export class Dropout extends Module {
+  /**
+   * @param stream distinct per Dropout in a network: masks use counters from stream·2²⁴, so no
+   *   two layers share one within a step (valid while a layer has < 2²⁴ elements).
+   */
+  constructor(readonly prefix: string, readonly p: number, readonly stream: number) {
+    super();
+  }
+
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    if (!this.training || this.p === 0) return reshape(x, x.shape, ctx.tape);
+    if (x.size >= 1 << 24) throw new Error(`dropout '${this.prefix}': ${x.size} elements exceed the 2^24 counters of one stream`);
+    return dropout(x, this.p, ctx.seed, this.stream * (1 << 24), ctx.tape, this.prefix);
+  }
+}
+
+/** Flattens [n, ...] to [n, rest], as `x.view(x.size(0), -1)`. */
+export class Flatten extends Module {
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    const n = x.shape[0] as number;
+    return reshape(x, [n, x.size / n], ctx.tape);
+  }
+}
+
+/** Runs children in order, releasing each intermediate once the next child has consumed it. */
+export class Sequential extends Module {
+  constructor(readonly layers: Module[]) {
+    super();
+  }
+
+  override children(): Module[] {
+    return this.layers;
+  }
+
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    let h = x;
+    for (const layer of this.layers) {
+      const next = layer.forward(h, ctx);
+      if (h !== x) h.release();
+      h = next;
+    }
+    return h === x ? reshape(x, x.shape, ctx.tape) : h;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * A module's state_dict to and from safetensors, with PyTorch names and layouts, so
+ * `torch.nn.Module.load_state_dict` accepts our files and we accept torch's. The model config goes
+ * in `__metadata__` as a JSON string. Loading checks every name, dtype and shape against the module
+ * and names the first tensor that differs.
+ */
+import type { Module, StateEntry } from './modules.ts';
+import { entryToFloat32, parseSafetensors, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from './safetensors.ts';
+
+/** Reads the module's state from the GPU and serialises it. */
+export async function weightsToSafetensors(module: Module, metadata: Record<string, string> = {}): Promise<Uint8Array> {
+  const tensors: TensorToWrite[] = [];
+  for (const entry of module.state()) {
+    if (entry.dtype === 'I64') {
+      const data = new BigInt64Array([BigInt(entry.get?.() ?? 0)]);
+      tensors.push({ name: entry.name, dtype: 'I64', shape: entry.shape, data });
+    } else {
+      tensors.push({ name: entry.name, dtype: 'F32', shape: entry.shape, data: await (entry.tensor as NonNullable<StateEntry['tensor']>).read() });
+    }
+  }
+  return serializeSafetensors(tensors, metadata);
+}
+
+function describe(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/**
+ * Checks that `file` holds exactly the module's state (names, dtypes, shapes) and throws naming
+ * the first tensor that differs.
+ */
+export function checkArchitecture(module: Module, file: SafetensorsFile, source: string): void {
+  const expected = module.state();
+  const names = new Set(expected.map((e) => e.name));
+  for (const entry of expected) {
+    const found = file.tensors.get(entry.name);
+    if (!found) throw new Error(`${source}: tensor '${entry.name}' is missing (the file is of another architecture)`);
+    if (found.dtype !== entry.dtype) throw new Error(`${source}: tensor '${entry.name}' is ${found.dtype}, expected ${entry.dtype}`);
+    if (describe(found.shape) !== describe(entry.shape)) {
+      throw new Error(`${source}: tensor '${entry.name}' has shape ${describe(found.shape)}, this model has ${describe(entry.shape)} (another architecture)`);
+    }
+  }
+  for (const name of file.tensors.keys()) {
+    if (!names.has(name)) throw new Error(`${source}: tensor '${name}' is not part of this model (another architecture)`);
+  }
+}
+
+/** Loads a parsed file into the module (GPU writes are recorded, not waited for). */
+export function loadWeights(module: Module, file: SafetensorsFile, source: string): void {
+  checkArchitecture(module, file, source);
+  for (const entry of module.state()) {
+    const found = file.tensors.get(entry.name);
+    if (!found) continue;
+    if (entry.dtype === 'I64') {
+      const copy = new Uint8Array(8);
+      copy.set(found.data);
+      entry.set?.(Number(new DataView(copy.buffer).getBigInt64(0, true)));
+    } else if (entry.tensor) {
+      entry.tensor.rt.write(entry.tensor.buffer, entryToFloat32(found, entry.name));
+    }
+  }
+}
+
+/** Parses bytes and loads them; returns the file's metadata. */
+export function loadWeightsFromBytes(module: Module, bytes: Uint8Array, source: string): Record<string, string> {
+  const file = parseSafetensors(bytes, source);
+  loadWeights(module, file, source);
+  return file.metadata;
+}
