@@ -7,8 +7,9 @@ since dropout masks cannot match torch's RNG) and writes, per network, a safeten
   input, target, init.<state>, logp, loss, grad.<param>, after.<state> (after one Adam step)
 plus `<net>-torch-state.safetensors`: a plain torch state_dict, to prove torch -> lungpath loading.
 
-With --check-ours FILE[:level1|level2] it instead loads a lungpath-written weights file into the
-torch module with load_state_dict(strict=True) and prints the forward output: lungpath -> torch.
+With --check-ours DIR it instead loads the weights that tools/export-for-torch.ts wrote into the
+torch modules with load_state_dict(strict=True), runs the same fixed input in eval mode, and
+compares torch's log-probabilities with the ones lungpath recorded: lungpath -> torch.
 
 Usage (Debian's python3-torch 1.13):  /usr/bin/python3 tools/make-golden.py [--out test/fixtures]
 """
@@ -159,29 +160,40 @@ def one_step(net, x, target, path, cfg):
     print(f"wrote {path}: loss {loss.item():.6f}")
 
 
+def check_ours(folder):
+    worst = 0.0
+    for level in ("level1", "level2"):
+        path = f"{folder}/{level}.safetensors"
+        arrays, meta = read_safetensors(path)
+        cfg = json.loads(meta["config"])
+        net = patch_net(cfg) if level == "level1" else image_net(cfg, cfg["level2"]["dropout"])[0]
+        result = net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=True)
+        net.eval()
+        shape = json.loads(meta["check_input_shape"])
+        n = int(np.prod(shape))
+        x = torch.from_numpy((0.5 + 0.5 * np.sin(0.01 * np.arange(n))).astype(np.float32).reshape(shape))
+        with torch.no_grad():
+            ours = np.array(json.loads(meta["check_logp"]), dtype=np.float64)
+            theirs = net(x).numpy().reshape(-1).astype(np.float64)
+        diff = float(np.max(np.abs(ours - theirs)))
+        worst = max(worst, diff)
+        print(f"{level}: load_state_dict(strict=True): {result}; torch logp {np.round(theirs, 6).tolist()}; max |diff| vs lungpath {diff:.2e}")
+    if worst > 1e-4:
+        print("FAIL: outputs differ by more than 1e-4")
+        return 1
+    print("OK: lungpath weights load into torch and give the same outputs (within 1e-4)")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="test/fixtures")
-    ap.add_argument("--check-ours", default=None, help="FILE:level1|level2 written by lungpath")
+    ap.add_argument("--check-ours", default=None, help="folder written by tools/export-for-torch.ts")
     args = ap.parse_args()
     cfg = json.loads(json.dumps(TINY))
 
     if args.check_ours:
-        path, level = args.check_ours.rsplit(":", 1)
-        arrays, meta = read_safetensors(path)
-        cfg = json.loads(meta["config"]) if "config" in meta else cfg
-        net = patch_net(cfg) if level == "level1" else image_net(cfg, cfg["level2"]["dropout"])[0]
-        result = net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=True)
-        print(f"load_state_dict(strict=True) on {path}: {result}")
-        net.eval()
-        torch.manual_seed(0)
-        shape = (1, 3, cfg["patch"]["size"], cfg["patch"]["size"]) if level == "level1" else None
-        if shape is None:
-            _, k, fmap = image_net(cfg, 0)
-            shape = (1, k, fmap, fmap)
-        with torch.no_grad():
-            print("eval logp on torch.manual_seed(0) rand input:", net(torch.rand(shape)).numpy().tolist())
-        return
+        return check_ours(args.check_ours)
 
     torch.manual_seed(1234)
     net1 = patch_net(cfg)
