@@ -46,9 +46,20 @@ export class Adam {
     this.params.forEach((p) => p.zeroGrad());
   }
 
-  /** Moment tensors by name (`<param>.exp_avg`, `<param>.exp_avg_sq`), for checkpoints. */
+  /** Moment tensors, named `<param>.exp_avg` and `<param>.exp_avg_sq` (labels), for checkpoints. */
   stateTensors(): Tensor[] {
     return [...this.moments.values()].flatMap(({ m, v }) => [m, v]);
+  }
+
+  /** Restores moments (by label) and the step count saved from `stateTensors`. */
+  loadState(values: ReadonlyMap<string, Float32Array>, step: number): void {
+    for (const t of this.stateTensors()) {
+      const data = values.get(t.label);
+      if (!data) throw new Error(`optimizer state: '${t.label}' is missing`);
+      if (data.length !== t.size) throw new Error(`optimizer state: '${t.label}' has ${data.length} values, expected ${t.size}`);
+      t.rt.write(t.buffer, data);
+    }
+    this.step = step;
   }
 
   destroy(): void {
