@@ -1,0 +1,194 @@
+/**
+ * `lungpath train`: Level 1 on patches, the Level-1 feature cache, Level 2 on cached maps, the
+ * training curves, and an evaluation on the test split. Without --data it trains the `tiny`
+ * preset on the built-in synthetic dataset (generated once, cached under .cache/).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describeAdapter } from '../../kernels/device.ts';
+import { createNodeRuntime } from '../../kernels/node.ts';
+import type { Runtime } from '../../kernels/runtime.ts';
+import { PRESETS, validateConfig, type ModelConfig } from '../../nn/config.ts';
+import { readFileBytes, writeFileAtomic } from '../../nn/files.ts';
+import { readDataset, validateDataset, formatProblems, type Dataset } from '../dataset.ts';
+import { evaluateRun, writeReport } from '../evaluate.ts';
+import { cachedFeatures } from '../features.ts';
+import { trainLevel1, type LevelOptions } from '../level1.ts';
+import { trainLevel2 } from '../level2.ts';
+import { trainingCurvesPlot, type CurvePoint } from '../plots.ts';
+import { RunFolder } from '../run_folder.ts';
+import { ensureDefaultDataset, DEFAULT_SYNTH } from './default_data.ts';
+import { choiceFlag, floatFlag, intFlag, parse, UsageError } from './args.ts';
+
+export const TRAIN_HELP = `Usage: lungpath train [options]
+
+Trains the two-level network: Level 1 (patch network) on every patch of the training images,
+then Level 2 (image network) on the frozen Level-1 feature maps, then evaluates on the test split.
+
+Options:
+  --data DIR            dataset: DIR/{train,val,test}/<CLASS>/* or DIR/<CLASS>/* (split from the seed).
+                        Default: the built-in synthetic dataset (${DEFAULT_SYNTH.perClass} images per class, ${DEFAULT_SYNTH.size}², generated once)
+  --out RUN             run folder (default runs/<preset>)
+  --preset NAME|FILE    tiny | seed | a config JSON file (default tiny)
+  --epochs N            Level-1 epochs (default: 4 for tiny, 20 for seed)
+  --level2-epochs N     Level-2 epochs (default: 30 for tiny, 20 for seed)
+  --batch-size N        batch size of both levels (default 16)
+  --lr X                Adam learning rate (default 0.001)
+  --step-lr N[:GAMMA]   StepLR every N epochs (default gamma 0.1; off by default)
+  --seed S              seed of weights, shuffling, augmentation and dropout (default 0)
+  --devices N           GPU devices to split each batch across (default 1)
+  --resume              continue from the newest checkpoint in RUN
+  --skip-bad            skip unreadable or invalid images (listed) instead of stopping
+  --no-resize           refuse images whose size differs from the config's imageSize
+  --log-interval N      log a line every N batches (default 50)
+  --quiet               no progress bars
+  -h, --help            this help`;
+
+export interface TrainSettings {
+  data: string | null;
+  out: string;
+  config: ModelConfig;
+  level1: LevelOptions;
+  level2: LevelOptions;
+  devices: number;
+  skipBad: boolean;
+}
+
+function loadPreset(value: string): ModelConfig {
+  const preset = PRESETS[value];
+  if (preset) return structuredClone(preset);
+  if (!value.endsWith('.json')) throw new UsageError(`--preset must be ${Object.keys(PRESETS).join(', ')} or a .json config file, got '${value}'`);
+  if (!existsSync(value)) throw new UsageError(`--preset ${value}: no such file`);
+  try {
+    return validateConfig(JSON.parse(readFileSync(value, 'utf8')));
+  } catch (e) {
+    throw new Error(`${value}: ${(e as Error).message}`);
+  }
+}
+
+export function parseTrainArgs(argv: string[]): TrainSettings | null {
+  const { values } = parse(argv, {
+    data: { type: 'string' },
+    out: { type: 'string' },
+    preset: { type: 'string' },
+    epochs: { type: 'string' },
+    'level2-epochs': { type: 'string' },
+    'batch-size': { type: 'string' },
+    lr: { type: 'string' },
+    'step-lr': { type: 'string' },
+    seed: { type: 'string' },
+    devices: { type: 'string' },
+    resume: { type: 'boolean' },
+    'skip-bad': { type: 'boolean' },
+    'no-resize': { type: 'boolean' },
+    'log-interval': { type: 'string' },
+    quiet: { type: 'boolean' },
+  });
+  if (values.help) {
+    console.log(TRAIN_HELP);
+    return null;
+  }
+  const presetName = typeof values.preset === 'string' ? values.preset : 'tiny';
+  const config = loadPreset(presetName);
+  const isSeed = presetName === 'seed';
+  let stepLr: LevelOptions['stepLr'] = null;
+  if (typeof values['step-lr'] === 'string') {
+    const [step, gamma] = values['step-lr'].split(':');
+    stepLr = { step: intFlag(step, 'step-lr', 20), gamma: floatFlag(gamma ?? '0.1', 'step-lr gamma', 0.1, (g) => g > 0 && g <= 1) };
+  }
+  const warn = (m: string) => console.warn(`warning: ${m}`);
+  const common = {
+    batchSize: intFlag(values['batch-size'], 'batch-size', 16),
+    lr: floatFlag(values.lr, 'lr', 1e-3),
+    seed: intFlag(values.seed, 'seed', 0, 0),
+    logInterval: intFlag(values['log-interval'], 'log-interval', 50),
+    stepLr,
+    resume: Boolean(values.resume),
+    quiet: Boolean(values.quiet),
+    warn,
+    onMismatch: values['no-resize'] ? ('refuse' as const) : ('resize' as const),
+  };
+  return {
+    data: typeof values.data === 'string' ? resolve(values.data) : null,
+    out: resolve(typeof values.out === 'string' ? values.out : join('runs', presetName.replace(/\.json$/, '').replace(/[^\w.-]/g, '_'))),
+    config,
+    level1: { ...common, epochs: intFlag(values.epochs, 'epochs', isSeed ? 20 : 4) },
+    level2: { ...common, epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : 30) },
+    devices: intFlag(values.devices, 'devices', 1),
+    skipBad: Boolean(values['skip-bad']),
+  };
+}
+
+/** Reads and validates the dataset; stops with every problem listed unless skipBad. */
+export async function loadDataset(dir: string, config: ModelConfig, seed: number, skipBad: boolean, log: (m: string) => void): Promise<Dataset> {
+  const dataset = readDataset(dir, { seed });
+  const checked = await validateDataset(dataset, config, { skipBad });
+  if (checked.bad.length > 0 && !skipBad) throw new Error(`the dataset has problems; fix them or pass --skip-bad:\n${formatProblems(checked.bad)}`);
+  if (checked.skipped > 0) log(`skipped ${checked.skipped} bad files:\n${formatProblems(checked.bad)}`);
+  return checked.dataset;
+}
+
+async function writeCurves(run: RunFolder): Promise<void> {
+  const points: CurvePoint[] = [];
+  for (const m of run.readMetrics()) {
+    if (m.kind !== 'epoch') continue;
+    const level = m.level === 1 ? 'Level 1 (patches)' : 'Level 2 (images)';
+    points.push({ level, epoch: m.epoch as number, split: 'train', loss: m.trainLoss as number, accuracy: m.trainAccuracy as number });
+    points.push({ level, epoch: m.epoch as number, split: 'validation', loss: m.valLoss as number, accuracy: m.valAccuracy as number });
+  }
+  // A resumed run logs an epoch again only if it re-ran it: keep the last record of each.
+  const unique = new Map(points.map((p) => [`${p.level}|${p.epoch}|${p.split}`, p]));
+  writeFileAtomic(run.curves, await trainingCurvesPlot([...unique.values()], 'lungpath training: loss and accuracy per epoch'));
+}
+
+export async function train(s: TrainSettings, rt: Runtime): Promise<{ run: RunFolder; accuracy: number; patchAccuracy: number }> {
+  const log = (m: string) => {
+    if (!s.level1.quiet) console.log(m);
+  };
+  if (s.devices !== 1) throw new UsageError(`--devices ${s.devices}: training on several devices is not implemented yet; use --devices 1`);
+  const dataDir = s.data ?? (await ensureDefaultDataset(log));
+  const run = new RunFolder(s.out);
+  let config = s.config;
+  if (s.level1.resume && existsSync(run.configPath)) config = run.readConfig();
+  const dataset = await loadDataset(dataDir, config, s.level1.seed, s.skipBad, log);
+  if (!s.level1.resume || !existsSync(run.configPath)) config = { ...config, classes: dataset.classes };
+  if (JSON.stringify(config.classes) !== JSON.stringify(dataset.classes)) {
+    throw new Error(`${dataDir}: classes ${JSON.stringify(dataset.classes)} differ from the run's ${JSON.stringify(config.classes)}`);
+  }
+  run.create();
+  run.writeConfig(config);
+  run.writeTrainInfo({ data: dataDir, seed: s.level1.seed, command: `lungpath train ${process.argv.slice(3).join(' ')}`.trim() });
+  const { train: trainImages, val, test } = dataset.splits;
+  log(`lungpath train: ${dataset.classes.length} classes, ${trainImages.length} train / ${val.length} validation / ${test.length} test images from ${dataDir}`);
+  log(`adapter: ${describeAdapter(rt.adapter)}; run folder: ${run.dir}`);
+
+  const level1 = await trainLevel1(rt, run, config, trainImages, val, s.level1);
+  const level1Bytes = readFileBytes(run.level1Weights);
+  const featureOptions = { warn: s.level1.warn, onMismatch: s.level1.onMismatch, log };
+  const trainFeatures = await cachedFeatures(rt, run.cache, 'train', level1.net, level1Bytes, config, trainImages, featureOptions);
+  const valFeatures = await cachedFeatures(rt, run.cache, 'val', level1.net, level1Bytes, config, val, featureOptions);
+  const level2 = await trainLevel2(rt, run, config, trainFeatures, valFeatures, s.level2);
+  trainFeatures.close();
+  valFeatures.close();
+  level2.net.destroy();
+  level1.net.destroy();
+  await writeCurves(run);
+
+  const report = await evaluateRun(rt, run, dataset, 'test', { tta: false, batchSize: s.level1.batchSize, warn: s.level1.warn, onMismatch: s.level1.onMismatch, log });
+  await writeReport(run, report);
+  log(`test: image-level accuracy ${(100 * report.accuracy).toFixed(1)}% (${report.images} images), patch-level ${(100 * report.patchAccuracy).toFixed(1)}%, macro AUC ${report.macroAuc.toFixed(3)}`);
+  log(`wrote ${run.level1Weights}, ${run.level2Weights}, ${run.curves}, ${run.report}/`);
+  return { run, accuracy: report.accuracy, patchAccuracy: report.patchAccuracy };
+}
+
+export async function runTrain(argv: string[]): Promise<number> {
+  const settings = parseTrainArgs(argv);
+  if (!settings) return 0;
+  const rt = await createNodeRuntime();
+  try {
+    await train(settings, rt);
+  } finally {
+    rt.destroy();
+  }
+  return 0;
+}

@@ -1,0 +1,122 @@
+/**
+ * Level-2 inputs: each image cut into patches at level2.patchStride, each patch through the frozen
+ * Level-1 `features` in eval mode, the K maps stacked as channels in raster order → [K, m, m].
+ * Computed once per split and cached on disk as raw float32 plus a JSON sidecar, tied to the
+ * Level-1 weights, config and image list by a SHA-256 (a stale cache is rebuilt, never reused).
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Runtime } from '../kernels/runtime.ts';
+import { derivedSizes, type ModelConfig } from '../nn/config.ts';
+import { writeFileAtomic } from '../nn/files.ts';
+import type { TwoPartNetwork } from '../nn/networks.ts';
+import { Tensor } from '../nn/tensor.ts';
+import type { DatasetImage } from './dataset.ts';
+import { imagePatches } from './loader.ts';
+
+/** Stacked feature maps of one image, [1, K, m, m] on the GPU (caller releases). */
+export function level2Input(level1: TwoPartNetwork, patches: Tensor, config: ModelConfig): Tensor {
+  const { level2Patches, featureMapSize } = derivedSizes(config);
+  const maps = level1.features.forward(patches, { tape: null, seed: 0 });
+  const stacked = maps.reshape([1, level2Patches, featureMapSize, featureMapSize]);
+  maps.release();
+  return stacked;
+}
+
+export interface FeatureSplit {
+  /** Images in cache order. */
+  count: number;
+  labels: number[];
+  /** Floats per image: K·m·m. */
+  itemSize: number;
+  read(index: number): Float32Array;
+  close(): void;
+}
+
+function cacheKey(level1Bytes: Uint8Array, config: ModelConfig, images: readonly DatasetImage[], variant: number): string {
+  const hash = createHash('sha256');
+  hash.update(level1Bytes);
+  hash.update(JSON.stringify(config));
+  hash.update(`variant ${variant}`);
+  for (const image of images) {
+    const st = statSync(image.path);
+    hash.update(`${image.path}\0${image.label}\0${st.size}\0${st.mtimeMs}\n`);
+  }
+  return hash.digest('hex').slice(0, 24);
+}
+
+function openSplit(dataPath: string, meta: { labels: number[]; itemSize: number }): FeatureSplit {
+  const fd = openSync(dataPath, 'r');
+  return {
+    count: meta.labels.length,
+    labels: meta.labels,
+    itemSize: meta.itemSize,
+    read(index) {
+      const out = new Float32Array(meta.itemSize);
+      readSync(fd, new Uint8Array(out.buffer), 0, out.byteLength, index * out.byteLength);
+      return out;
+    },
+    close: () => closeSync(fd),
+  };
+}
+
+/**
+ * The cached Level-2 inputs of `images` (computed now when missing or stale). `level1Bytes` are
+ * the Level-1 weights file's bytes, which the cache key covers.
+ */
+export async function cachedFeatures(
+  rt: Runtime,
+  cacheDir: string,
+  name: string,
+  level1: TwoPartNetwork,
+  level1Bytes: Uint8Array,
+  config: ModelConfig,
+  images: readonly DatasetImage[],
+  options: { variant?: number; warn: (m: string) => void; onMismatch: 'resize' | 'refuse'; log?: (m: string) => void },
+): Promise<FeatureSplit> {
+  const variant = options.variant ?? 0;
+  const key = cacheKey(level1Bytes, config, images, variant);
+  const dataPath = join(cacheDir, `level2-${name}-${key}.f32`);
+  const metaPath = `${dataPath}.json`;
+  if (existsSync(dataPath) && existsSync(metaPath)) {
+    const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { labels: number[]; itemSize: number };
+    if (statSync(dataPath).size === meta.labels.length * meta.itemSize * 4) return openSplit(dataPath, meta);
+  }
+  options.log?.(`level 2: computing Level-1 feature maps of ${images.length} ${name} images (cached in ${cacheDir})`);
+  const { level2Patches, featureMapSize } = derivedSizes(config);
+  const itemSize = level2Patches * featureMapSize * featureMapSize;
+  const tmp = `${dataPath}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w');
+  const labels: number[] = [];
+  level1.eval();
+  try {
+    for await (const { image, patches } of imagePatches(rt, [...images], config, { stride: config.level2.patchStride, variant, warn: options.warn, onMismatch: options.onMismatch })) {
+      const input = level2Input(level1, patches, config);
+      patches.release();
+      const values = await input.read();
+      input.release();
+      writeSync(fd, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      labels.push(image.label);
+    }
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, dataPath);
+  const meta = { labels, itemSize, files: images.map((i) => i.path) };
+  writeFileAtomic(metaPath, JSON.stringify(meta));
+  return openSplit(dataPath, meta);
+}
+
+/** Uploads items `indices` of a split as one [n, K, m, m] batch, plus their labels. */
+export function featureBatch(rt: Runtime, split: FeatureSplit, indices: readonly number[], config: ModelConfig): { x: Tensor; labels: GPUBuffer; labelsCpu: Uint32Array } {
+  const { level2Patches, featureMapSize } = derivedSizes(config);
+  const data = new Float32Array(indices.length * split.itemSize);
+  indices.forEach((index, i) => data.set(split.read(index), i * split.itemSize));
+  const labelsCpu = Uint32Array.from(indices, (i) => split.labels[i] as number);
+  const x = Tensor.fromArray(rt, data, [indices.length, level2Patches, featureMapSize, featureMapSize], 'level2 input');
+  return { x, labels: rt.upload(labelsCpu, 'labels'), labelsCpu };
+}

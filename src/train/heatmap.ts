@@ -1,0 +1,46 @@
+/**
+ * The per-patch heatmap: the image (at the model's size) with each patch's stride cell tinted by
+ * its Level-1 class (opacity by confidence), a grid, and a legend naming the classes and the
+ * image-level prediction. Rendered with sharp (an SVG overlay composited on the image).
+ */
+import sharp from 'sharp';
+import type { ModelConfig } from '../nn/config.ts';
+import type { ImagePrediction } from './predict.ts';
+
+/** Distinct colours for up to 8 classes (Okabe–Ito, colour-blind safe). */
+export const CLASS_COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
+
+function escapeXml(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export async function renderHeatmap(rgb: Uint8Array, config: ModelConfig, prediction: ImagePrediction): Promise<Buffer> {
+  const size = config.imageSize;
+  const { stride, size: patch } = config.patch;
+  const legendHeight = 28 + 22 * config.classes.length;
+  const cells = prediction.patches.map((p) => {
+    const colour = CLASS_COLOURS[config.classes.indexOf(p.class) % CLASS_COLOURS.length];
+    const confidence = p.probabilities[p.class] ?? 0;
+    const x = p.x * stride + (patch - stride) / 2;
+    const y = p.y * stride + (patch - stride) / 2;
+    return `<rect x="${x}" y="${y}" width="${stride}" height="${stride}" fill="${colour}" fill-opacity="${(0.15 + 0.45 * confidence).toFixed(3)}" stroke="white" stroke-opacity="0.5" stroke-width="${Math.max(1, size / 512)}"/>`;
+  });
+  const font = Math.max(12, Math.round(size / 40));
+  const legend = config.classes.map((c, i) => {
+    const y = size + 24 + 22 * i;
+    const p = prediction.probabilities[c] ?? 0;
+    return `<rect x="10" y="${y - 12}" width="14" height="14" fill="${CLASS_COLOURS[i % CLASS_COLOURS.length]}"/><text x="30" y="${y}" font-family="DejaVu Sans, sans-serif" font-size="14">${escapeXml(c)}: image probability ${(100 * p).toFixed(1)}%</text>`;
+  });
+  const width = Math.max(size, 420);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${size + legendHeight}">
+    ${cells.join('\n')}
+    <rect x="0" y="${size}" width="${width}" height="${legendHeight}" fill="white"/>
+    <text x="10" y="${size + 18}" font-family="DejaVu Sans, sans-serif" font-size="${Math.min(font, 16)}" font-weight="bold">Predicted: ${escapeXml(prediction.class)} — tint: Level-1 class of each patch</text>
+    ${legend.join('\n')}
+  </svg>`;
+  return sharp(rgb, { raw: { width: size, height: size, channels: 3 } })
+    .extend({ bottom: legendHeight, right: width - size, background: '#ffffff' })
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .png()
+    .toBuffer();
+}

@@ -1,0 +1,124 @@
+/**
+ * Level 1: the patch network trained on every patch of every training image (patch.size at
+ * patch.stride), label = the image's label, with the original's augmentation. Adam, NLL, optional
+ * StepLR, a log line every `logInterval` batches, validation and an atomic checkpoint after every
+ * epoch. Resumes from the newest valid checkpoint; the batch order and dropout seeds are pure
+ * functions of (seed, epoch, step), so a resumed run ends with the same weights.
+ */
+import type { Runtime } from '../kernels/runtime.ts';
+import type { ModelConfig } from '../nn/config.ts';
+import { writeFileAtomic } from '../nn/files.ts';
+import { buildPatchNetwork, type TwoPartNetwork } from '../nn/networks.ts';
+import { Adam, stepLr } from '../nn/optim.ts';
+import { weightsToSafetensors } from '../nn/weights.ts';
+import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import type { DatasetImage } from './dataset.ts';
+import { PatchBatches } from './loader.ts';
+import { EpochProgress } from './progress.ts';
+import type { RunFolder } from './run_folder.ts';
+import { predictBatch, scoreLogp, trainStep, type StepResult } from './step.ts';
+
+export interface LevelOptions {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  logInterval: number;
+  /** StepLR(step, gamma); null for a constant learning rate. */
+  stepLr: { step: number; gamma: number } | null;
+  resume: boolean;
+  quiet: boolean;
+  warn: (message: string) => void;
+  onMismatch: 'resize' | 'refuse';
+}
+
+export interface EpochSummary {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  valLoss: number;
+  valAccuracy: number;
+}
+
+/** Per-step seed for dropout masks, distinct for every (seed, epoch, step). */
+export function stepSeed(seed: number, epoch: number, step: number): number {
+  let h = (seed ^ Math.imul(epoch + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+function add(total: StepResult, r: StepResult): void {
+  total.loss += r.loss * r.count;
+  total.correct += r.correct;
+  total.count += r.count;
+}
+
+/** Patch-level loss and accuracy of `images` in eval mode (no augmentation). */
+export async function evaluatePatches(rt: Runtime, net: TwoPartNetwork, images: DatasetImage[], config: ModelConfig, options: Pick<LevelOptions, 'batchSize' | 'seed' | 'warn' | 'onMismatch'>): Promise<StepResult> {
+  net.eval();
+  const total: StepResult = { loss: 0, correct: 0, count: 0 };
+  const batches = new PatchBatches(rt, images, config, { batchSize: options.batchSize, seed: options.seed, epoch: 0, augment: false, shuffle: false, warn: options.warn, onMismatch: options.onMismatch });
+  for await (const batch of batches) {
+    add(total, scoreLogp(await predictBatch(net, batch.x), batch.labelsCpu));
+    batch.x.release();
+    rt.release(batch.labels);
+  }
+  return { loss: total.count ? total.loss / total.count : NaN, correct: total.correct, count: total.count };
+}
+
+/** Trains (or resumes) Level 1 in `run`; returns the network (caller destroys it) and per-epoch summaries. */
+export async function trainLevel1(rt: Runtime, run: RunFolder, config: ModelConfig, train: DatasetImage[], val: DatasetImage[], o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[] }> {
+  const net = buildPatchNetwork(rt, config, o.seed);
+  const adam = new Adam(net.parameters(), { lr: o.lr });
+  let startEpoch = 0;
+  if (o.resume) {
+    const state = loadLatestCheckpoint(run.checkpoints, 'level1', net, adam, o.warn);
+    if (state) {
+      startEpoch = state.epoch;
+      if (!o.quiet) console.log(`level 1: resuming after epoch ${state.epoch} (optimizer step ${state.optimizerStep})`);
+    }
+  }
+  const summaries: EpochSummary[] = [];
+  for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+    adam.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
+    net.train();
+    const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch });
+    const progress = new EpochProgress(`level 1 epoch ${epoch + 1}/${o.epochs}`, batches.batchesPerEpoch, 'patches', o.quiet);
+    const total: StepResult = { loss: 0, correct: 0, count: 0 };
+    const window: StepResult = { loss: 0, correct: 0, count: 0 };
+    let step = 0;
+    for await (const batch of batches) {
+      const r = await trainStep(net, adam, batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed, epoch, step), `level 1 epoch ${epoch + 1} batch ${step + 1}`);
+      batch.x.release();
+      rt.release(batch.labels);
+      add(total, r);
+      add(window, r);
+      step++;
+      progress.update(step, r.count, { loss: total.loss / total.count, accuracy: total.correct / total.count });
+      if (step % o.logInterval === 0) {
+        const record = { level: 1, epoch: epoch + 1, batch: step, loss: window.loss / window.count, accuracy: window.correct / window.count, lr: adam.lr };
+        run.logMetric(record);
+        progress.log(`level 1 epoch ${epoch + 1} batch ${step}: loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(1)}%`);
+        Object.assign(window, { loss: 0, correct: 0, count: 0 });
+      }
+    }
+    progress.stop();
+    const v = await evaluatePatches(rt, net, val, config, o);
+    const summary: EpochSummary = {
+      epoch: epoch + 1,
+      trainLoss: total.loss / total.count,
+      trainAccuracy: total.correct / total.count,
+      valLoss: v.loss,
+      valAccuracy: v.correct / v.count,
+    };
+    summaries.push(summary);
+    run.logMetric({ level: 1, kind: 'epoch', ...summary, lr: adam.lr });
+    if (!o.quiet) {
+      console.log(`level 1 epoch ${summary.epoch}: train loss ${summary.trainLoss.toFixed(4)} acc ${(100 * summary.trainAccuracy).toFixed(1)}% | validation loss ${summary.valLoss.toFixed(4)} acc ${(100 * summary.valAccuracy).toFixed(1)}%`);
+    }
+    await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary } }, config);
+  }
+  writeFileAtomic(run.level1Weights, await weightsToSafetensors(net, { config: JSON.stringify(config), level: 'level1' }));
+  adam.destroy();
+  return { net, epochs: summaries };
+}

@@ -1,0 +1,100 @@
+/**
+ * The layout of a run folder — config.json, level1/level2 weights, checkpoints/, cache/,
+ * metrics.jsonl, curves.png, report/ — and its small readers and writers.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validateConfig, type ModelConfig } from '../nn/config.ts';
+import { writeFileAtomic } from '../nn/files.ts';
+
+export interface TrainInfo {
+  data: string;
+  seed: number;
+  command: string;
+}
+
+export class RunFolder {
+  constructor(readonly dir: string) {}
+
+  get configPath(): string {
+    return join(this.dir, 'config.json');
+  }
+  get level1Weights(): string {
+    return join(this.dir, 'level1.safetensors');
+  }
+  get level2Weights(): string {
+    return join(this.dir, 'level2.safetensors');
+  }
+  get checkpoints(): string {
+    return join(this.dir, 'checkpoints');
+  }
+  get cache(): string {
+    return join(this.dir, 'cache');
+  }
+  get metrics(): string {
+    return join(this.dir, 'metrics.jsonl');
+  }
+  get curves(): string {
+    return join(this.dir, 'curves.png');
+  }
+  get report(): string {
+    return join(this.dir, 'report');
+  }
+  /** Where the data came from and the seed that split it, so evaluate/predict see the same split. */
+  get trainInfo(): string {
+    return join(this.dir, 'train.json');
+  }
+
+  create(): void {
+    mkdirSync(this.checkpoints, { recursive: true });
+    mkdirSync(this.cache, { recursive: true });
+  }
+
+  writeConfig(config: ModelConfig): void {
+    writeFileAtomic(this.configPath, `${JSON.stringify(config, null, 2)}\n`);
+  }
+
+  /** The run's config; a clear error when the folder is not a run. */
+  readConfig(): ModelConfig {
+    if (!existsSync(this.configPath)) throw new Error(`${this.dir}: not a lungpath run folder (no config.json)`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(this.configPath, 'utf8'));
+    } catch (e) {
+      throw new Error(`${this.configPath}: not valid JSON (${(e as Error).message})`);
+    }
+    try {
+      return validateConfig(parsed);
+    } catch (e) {
+      throw new Error(`${this.configPath}: ${(e as Error).message}`);
+    }
+  }
+
+  writeTrainInfo(info: TrainInfo): void {
+    writeFileAtomic(this.trainInfo, `${JSON.stringify(info, null, 2)}\n`);
+  }
+
+  readTrainInfo(): TrainInfo | null {
+    if (!existsSync(this.trainInfo)) return null;
+    return JSON.parse(readFileSync(this.trainInfo, 'utf8')) as TrainInfo;
+  }
+
+  /** Appends one JSON object as a line of metrics.jsonl. */
+  logMetric(record: Record<string, unknown>): void {
+    appendFileSync(this.metrics, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+  }
+
+  readMetrics(): Record<string, unknown>[] {
+    if (!existsSync(this.metrics)) return [];
+    return readFileSync(this.metrics, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim().length > 0)
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return []; // a line cut short by a crash
+        }
+      });
+  }
+}
