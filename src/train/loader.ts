@@ -1,0 +1,368 @@
+/**
+ * Streaming loaders with bounded memory: images are decoded ahead on sharp's thread pool (a few
+ * promises in flight), uploaded once as RGB8 bytes, and cut into patches on the GPU
+ * (kernels/crop_patches.ts) — no patch is ever built on the CPU.
+ *
+ * - `PatchBatches` (Level 1 training and validation): per epoch, the image order is shuffled from
+ *   (seed, epoch); images are taken `groupImages` at a time (a window), every Level-1 patch of the
+ *   window (patch.size at patch.stride) is listed, the list is shuffled, and each patch gets its own
+ *   dihedral variant and colour factors when augmenting (as the original's PatchLevelData, which
+ *   augments per patch). Batches are cut from the stream of windows, so a batch may span two
+ *   windows; an image's GPU buffer is released once its last patch is cut. The whole sequence is a
+ *   pure function of (images, config, options): a run resumed at epoch e sees the same batches.
+ * - `imagePatches` (Level 2 and evaluation): each image's patches at a stride, in raster order,
+ *   optionally of the whole image turned by a dihedral variant (test-time augmentation).
+ */
+import { cropPatches, patchGrid, type PatchSpec } from '../kernels/crop_patches.ts';
+import type { Runtime } from '../kernels/runtime.ts';
+import type { ModelConfig } from '../nn/config.ts';
+import { Rng } from '../nn/random.ts';
+import { Tensor } from '../nn/tensor.ts';
+import { augmentColour, drawAugmentation, type Augmentation } from './augment.ts';
+import type { DatasetImage } from './dataset.ts';
+import { decodeImage, type DecodedImage, type MismatchPolicy } from './decode.ts';
+
+export interface DecodeSettings {
+  /** Images of another size than config.imageSize: resized with a warning (default) or refused. */
+  onMismatch?: MismatchPolicy;
+  warn?: (message: string) => void;
+  maxPixels?: number;
+}
+
+export interface PatchBatchOptions extends DecodeSettings {
+  batchSize: number;
+  seed: number;
+  epoch: number;
+  /** Random dihedral variant and colour/contrast/brightness factors per patch. */
+  augment: boolean;
+  /** Shuffle the image order and the patches of each window (default true); false gives images in order, patches in raster order. */
+  shuffle?: boolean;
+  /** Images whose patches are mixed together (default 8). */
+  groupImages?: number;
+  /** Images decoded ahead of the one being uploaded (default groupImages). */
+  prefetch?: number;
+}
+
+export interface PatchBatch {
+  /** [B, 3, p, p] in [0, 1]; the consumer releases it. */
+  x: Tensor;
+  /** u32[B] class labels; the consumer releases it (rt.release). */
+  labels: GPUBuffer;
+  labelsCpu: Uint32Array;
+  /** Index into the loader's `images` of each patch's image. */
+  imageIndex: Int32Array;
+  /** Each patch's index in its image's patch grid (y outer, x inner). */
+  patchIndex: Int32Array;
+  /** When augmenting: each patch's dihedral variant and its [colour, contrast, brightness] factors. */
+  variant?: Uint8Array;
+  factors?: Float32Array;
+}
+
+/** Memory held by a loader, for tests and logs; peaks since construction. */
+export interface LoaderStats {
+  imagesDecoded: number;
+  /** Decodes started and not yet handed over. */
+  decodesInFlight: number;
+  peakDecodesInFlight: number;
+  /** Decoded RGB8 bytes waiting to be uploaded. */
+  decodedBytes: number;
+  peakDecodedBytes: number;
+  /** RGB8 image buffers on the GPU. */
+  residentImageBytes: number;
+  peakResidentImageBytes: number;
+}
+
+function newStats(): LoaderStats {
+  return { imagesDecoded: 0, decodesInFlight: 0, peakDecodesInFlight: 0, decodedBytes: 0, peakDecodedBytes: 0, residentImageBytes: 0, peakResidentImageBytes: 0 };
+}
+
+/** One u32 from several (murmur3's finaliser after each part). */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x243f6a88;
+  for (const part of parts) {
+    h = Math.imul(h ^ (part >>> 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}
+
+function positiveInteger(what: string, value: number): void {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`loader: ${what} must be a positive integer, got ${value}`);
+}
+
+/** Decodes `paths` in order, keeping up to `ahead` decodes running beyond the one handed out. */
+class DecodeAhead {
+  private started: Promise<DecodedImage>[] = [];
+  private nextToStart = 0;
+
+  constructor(
+    private readonly paths: readonly string[],
+    private readonly decode: (path: string) => Promise<DecodedImage>,
+    private readonly ahead: number,
+    private readonly stats: LoaderStats,
+  ) {}
+
+  /** The next image's pixels (errors name the file). */
+  async next(): Promise<DecodedImage> {
+    this.startUpTo(1);
+    const promise = this.started.shift() as Promise<DecodedImage>;
+    this.startUpTo(this.ahead);
+    const image = await promise;
+    this.stats.decodesInFlight--;
+    this.stats.decodedBytes -= image.rgb.length;
+    return image;
+  }
+
+  private startUpTo(count: number): void {
+    while (this.started.length < count && this.nextToStart < this.paths.length) {
+      const path = this.paths[this.nextToStart++] as string;
+      const stats = this.stats;
+      stats.decodesInFlight++;
+      stats.peakDecodesInFlight = Math.max(stats.peakDecodesInFlight, stats.decodesInFlight);
+      const promise = this.decode(path).then((image) => {
+        stats.imagesDecoded++;
+        stats.decodedBytes += image.rgb.length;
+        stats.peakDecodedBytes = Math.max(stats.peakDecodedBytes, stats.decodedBytes);
+        return image;
+      });
+      promise.catch(() => {}); // rethrown by next(); a loop that stops early must not leave an unhandled rejection
+      this.started.push(promise);
+    }
+  }
+}
+
+function decoderFor(config: ModelConfig, o: DecodeSettings): (path: string) => Promise<DecodedImage> {
+  return (path) => decodeImage(path, { imageSize: config.imageSize, onMismatch: o.onMismatch ?? 'resize', warn: o.warn, maxPixels: o.maxPixels, patchSize: config.patch.size });
+}
+
+interface ResidentImage {
+  buffer: GPUBuffer;
+  /** Patches not cut yet; the buffer is released at 0. */
+  remaining: number;
+}
+
+interface PatchRef {
+  image: ResidentImage;
+  imageIndex: number;
+  patchIndex: number;
+  label: number;
+  augmentation: Augmentation | null;
+}
+
+/** Level-1 patch batches of `images` for one epoch; iterate once with `for await`. */
+export class PatchBatches implements AsyncIterable<PatchBatch> {
+  readonly patchesPerImage: number;
+  readonly batchesPerEpoch: number;
+  readonly stats: LoaderStats = newStats();
+  private readonly patch: PatchSpec;
+  private readonly groupImages: number;
+  private readonly prefetch: number;
+
+  constructor(
+    private readonly rt: Runtime,
+    readonly images: readonly DatasetImage[],
+    private readonly config: ModelConfig,
+    private readonly options: PatchBatchOptions,
+  ) {
+    positiveInteger('batchSize', options.batchSize);
+    this.groupImages = options.groupImages ?? 8;
+    positiveInteger('groupImages', this.groupImages);
+    this.prefetch = options.prefetch ?? this.groupImages;
+    if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new RangeError(`loader: prefetch must be a non-negative integer, got ${this.prefetch}`);
+    this.patch = { size: config.patch.size, stride: config.patch.stride };
+    this.patchesPerImage = patchGrid({ width: config.imageSize, height: config.imageSize }, this.patch).count;
+    this.batchesPerEpoch = Math.ceil((images.length * this.patchesPerImage) / options.batchSize);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<PatchBatch> {
+    const { seed, epoch, batchSize, shuffle = true } = this.options;
+    const order = Array.from(this.images, (_, i) => i);
+    if (shuffle) new Rng(mixSeed(seed, epoch, 1)).shuffle(order);
+    const decoder = new DecodeAhead(order.map((i) => (this.images[i] as DatasetImage).path), decoderFor(this.config, this.options), this.prefetch, this.stats);
+    const resident = new Set<ResidentImage>();
+    let queue: PatchRef[] = [];
+    let head = 0;
+    let loaded = 0;
+    try {
+      for (let window = 0; ; ) {
+        while (queue.length - head < batchSize && loaded < order.length) {
+          queue = queue.slice(head);
+          head = 0;
+          const count = Math.min(this.groupImages, order.length - loaded);
+          queue.push(...(await this.loadWindow(order.slice(loaded, loaded + count), window++, decoder, resident)));
+          loaded += count;
+        }
+        if (head >= queue.length) break;
+        const take = queue.slice(head, head + batchSize);
+        head += take.length;
+        yield this.buildBatch(take, resident);
+      }
+    } finally {
+      for (const image of resident) this.releaseImage(image, resident);
+    }
+  }
+
+  private async loadWindow(indices: number[], window: number, decoder: DecodeAhead, resident: Set<ResidentImage>): Promise<PatchRef[]> {
+    const { seed, epoch, augment, shuffle = true } = this.options;
+    const refs: PatchRef[] = [];
+    for (const imageIndex of indices) {
+      const image = this.images[imageIndex] as DatasetImage;
+      const decoded = await decoder.next();
+      const buffer = this.rt.upload(decoded.rgb, `image ${image.path}`);
+      const entry: ResidentImage = { buffer, remaining: this.patchesPerImage };
+      resident.add(entry);
+      this.stats.residentImageBytes += buffer.size;
+      this.stats.peakResidentImageBytes = Math.max(this.stats.peakResidentImageBytes, this.stats.residentImageBytes);
+      for (let k = 0; k < this.patchesPerImage; k++) refs.push({ image: entry, imageIndex, patchIndex: k, label: image.label, augmentation: null });
+    }
+    this.rt.flush(); // submits the uploads so their staging memory is freed early
+    const rng = new Rng(mixSeed(seed, epoch, 2, window));
+    if (shuffle) rng.shuffle(refs);
+    if (augment) for (const ref of refs) ref.augmentation = drawAugmentation(rng);
+    return refs;
+  }
+
+  private buildBatch(refs: PatchRef[], resident: Set<ResidentImage>): PatchBatch {
+    const { rt, config } = this;
+    const n = refs.length;
+    const p = config.patch.size;
+    const patchBytes = 12 * p * p;
+    const img = { width: config.imageSize, height: config.imageSize };
+    let x: GPUBuffer | null = null;
+    for (let i = 0; i < n; ) {
+      // A run of consecutive patches of one image with one variant is cut by one dispatch.
+      const ref = refs[i] as PatchRef;
+      const variant = ref.augmentation?.variant ?? 0;
+      let run = 1;
+      while (i + run < n) {
+        const r = refs[i + run] as PatchRef;
+        if (r.image !== ref.image || r.patchIndex !== ref.patchIndex + run || (r.augmentation?.variant ?? 0) !== variant) break;
+        run++;
+      }
+      const cut = cropPatches(rt, ref.image.buffer, img, this.patch, { variant, first: ref.patchIndex, count: run });
+      if (run === n) x = cut;
+      else {
+        x ??= rt.alloc(n * patchBytes, `patch batch [${n}, 3, ${p}, ${p}]`);
+        rt.copy(cut, x, run * patchBytes, 0, i * patchBytes);
+        rt.release(cut);
+      }
+      for (let j = 0; j < run; j++) {
+        const image = (refs[i + j] as PatchRef).image;
+        if (--image.remaining === 0) this.releaseImage(image, resident);
+      }
+      i += run;
+    }
+    const batch: PatchBatch = {
+      x: null as unknown as Tensor,
+      labels: null as unknown as GPUBuffer,
+      labelsCpu: Uint32Array.from(refs, (r) => r.label),
+      imageIndex: Int32Array.from(refs, (r) => r.imageIndex),
+      patchIndex: Int32Array.from(refs, (r) => r.patchIndex),
+    };
+    let pixels = x as GPUBuffer;
+    if (this.options.augment) {
+      batch.variant = Uint8Array.from(refs, (r) => r.augmentation?.variant ?? 0);
+      batch.factors = Float32Array.from(refs.flatMap((r) => [r.augmentation?.colour ?? 1, r.augmentation?.contrast ?? 1, r.augmentation?.brightness ?? 1]));
+      pixels = augmentColour(rt, pixels, n, p, batch.factors);
+      rt.release(x as GPUBuffer);
+    }
+    batch.x = new Tensor(rt, pixels, [n, 3, p, p], 'patch batch');
+    batch.labels = rt.upload(batch.labelsCpu, 'patch labels');
+    return batch;
+  }
+
+  private releaseImage(image: ResidentImage, resident: Set<ResidentImage>): void {
+    if (!resident.delete(image)) return;
+    this.stats.residentImageBytes -= image.buffer.size;
+    this.rt.release(image.buffer);
+  }
+}
+
+export interface ImagePatchesOptions extends DecodeSettings {
+  /** Step between patch origins of `patches` (default config.level2.patchStride). */
+  stride?: number;
+  /** Also cut `level1Patches` at config.patch.stride from the same upload. */
+  level1?: boolean;
+  /** Dihedral variant of the whole image (test-time augmentation), 0..7 as in cropPatches. */
+  variant?: number;
+  /** Images decoded ahead (default 2). */
+  prefetch?: number;
+}
+
+export interface ImagePatches {
+  image: DatasetImage;
+  /** Index into `images`. */
+  index: number;
+  /** [K, 3, p, p]; the consumer releases it. */
+  patches: Tensor;
+  /** [K1, 3, p, p] at config.patch.stride when `level1`; the consumer releases it. */
+  level1Patches?: Tensor;
+}
+
+/**
+ * For grid side n, the source patch of each patch of the image turned by `variant`: patch k of
+ * the turned image (raster order) is patch `order[k]` of the original turned by the same variant.
+ * Holds when the grid covers the image symmetrically ((size − patch) divisible by stride).
+ */
+export function variantPatchOrder(n: number, variant: number): Int32Array {
+  const order = new Int32Array(n * n);
+  for (let gy = 0; gy < n; gy++) {
+    for (let gxOut = 0; gxOut < n; gxOut++) {
+      const gx = variant & 4 ? n - 1 - gxOut : gxOut;
+      const [r, c] = [
+        [gy, gx],
+        [gx, n - 1 - gy],
+        [n - 1 - gy, n - 1 - gx],
+        [n - 1 - gx, gy],
+      ][variant & 3] as [number, number];
+      order[gy * n + gxOut] = r * n + c;
+    }
+  }
+  return order;
+}
+
+/** All patches (raster order) of a square image on the GPU, of the image turned by `variant`. */
+function imageVariantPatches(rt: Runtime, image: GPUBuffer, side: number, spec: PatchSpec, variant: number): Tensor {
+  const grid = patchGrid({ width: side, height: side }, spec);
+  const shape = [grid.count, 3, spec.size, spec.size];
+  const all = cropPatches(rt, image, { width: side, height: side }, spec, { variant });
+  if (variant === 0) return new Tensor(rt, all, shape, 'image patches');
+  if ((side - spec.size) % spec.stride !== 0) {
+    throw new RangeError(`imagePatches: test-time variants need (image ${side} − patch ${spec.size}) divisible by the stride ${spec.stride}, so the turned image has the same patch grid`);
+  }
+  const patchBytes = 12 * spec.size * spec.size;
+  const out = rt.alloc(grid.count * patchBytes, `image patches variant ${variant}`);
+  variantPatchOrder(grid.perRow, variant).forEach((source, k) => rt.copy(all, out, patchBytes, source * patchBytes, k * patchBytes));
+  rt.release(all);
+  return new Tensor(rt, out, shape, 'image patches');
+}
+
+/**
+ * Each image's patches, in order, decoding up to `prefetch` images ahead. The image buffer is
+ * released before yielding; the consumer releases the tensors.
+ */
+export async function* imagePatches(rt: Runtime, images: readonly DatasetImage[], config: ModelConfig, options: ImagePatchesOptions = {}): AsyncGenerator<ImagePatches> {
+  const { variant = 0, prefetch = 2, stride = config.level2.patchStride } = options;
+  if (!Number.isInteger(variant) || variant < 0 || variant > 7) throw new RangeError(`imagePatches: variant must be 0..7, got ${variant}`);
+  positiveInteger('stride', stride);
+  const decoder = new DecodeAhead(images.map((i) => i.path), decoderFor(config, options), prefetch, newStats());
+  const side = config.imageSize;
+  for (let index = 0; index < images.length; index++) {
+    const decoded = await decoder.next();
+    const buffer = rt.upload(decoded.rgb, `image ${(images[index] as DatasetImage).path}`);
+    let patches: Tensor | undefined;
+    let level1Patches: Tensor | undefined;
+    try {
+      patches = imageVariantPatches(rt, buffer, side, { size: config.patch.size, stride }, variant);
+      if (options.level1) level1Patches = imageVariantPatches(rt, buffer, side, config.patch, variant);
+    } catch (e) {
+      patches?.release();
+      throw e;
+    } finally {
+      rt.release(buffer);
+    }
+    yield { image: images[index] as DatasetImage, index, patches, ...(level1Patches ? { level1Patches } : {}) };
+  }
+}
