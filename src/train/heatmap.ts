@@ -15,30 +15,37 @@ function escapeXml(text: string): string {
 }
 
 export async function renderHeatmap(rgb: Uint8Array, config: ModelConfig, prediction: ImagePrediction): Promise<Buffer> {
-  const size = config.imageSize;
-  const { stride, size: patch } = config.patch;
-  const legendHeight = 28 + 22 * config.classes.length;
+  // Small images are shown enlarged so the cells and legend stay readable.
+  const scale = Math.max(1, Math.ceil(512 / config.imageSize));
+  const size = config.imageSize * scale;
+  const stride = config.patch.stride * scale;
+  const patch = config.patch.size * scale;
+  const legendHeight = 52 + 22 * config.classes.length;
   const cells = prediction.patches.map((p) => {
     const colour = CLASS_COLOURS[config.classes.indexOf(p.class) % CLASS_COLOURS.length];
     const confidence = p.probabilities[p.class] ?? 0;
     const x = p.x * stride + (patch - stride) / 2;
     const y = p.y * stride + (patch - stride) / 2;
-    return `<rect x="${x}" y="${y}" width="${stride}" height="${stride}" fill="${colour}" fill-opacity="${(0.15 + 0.45 * confidence).toFixed(3)}" stroke="white" stroke-opacity="0.5" stroke-width="${Math.max(1, size / 512)}"/>`;
+    return `<rect x="${x}" y="${y}" width="${stride}" height="${stride}" fill="${colour}" fill-opacity="${(0.15 + 0.45 * confidence).toFixed(3)}" stroke="white" stroke-opacity="0.5" stroke-width="1"/>`;
   });
-  const font = Math.max(12, Math.round(size / 40));
   const legend = config.classes.map((c, i) => {
-    const y = size + 24 + 22 * i;
+    const y = size + 50 + 22 * i;
     const p = prediction.probabilities[c] ?? 0;
     return `<rect x="10" y="${y - 12}" width="14" height="14" fill="${CLASS_COLOURS[i % CLASS_COLOURS.length]}"/><text x="30" y="${y}" font-family="DejaVu Sans, sans-serif" font-size="14">${escapeXml(c)}: image probability ${(100 * p).toFixed(1)}%</text>`;
   });
-  const width = Math.max(size, 420);
+  const width = Math.max(size, 460);
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${size + legendHeight}">
     ${cells.join('\n')}
     <rect x="0" y="${size}" width="${width}" height="${legendHeight}" fill="white"/>
-    <text x="10" y="${size + 18}" font-family="DejaVu Sans, sans-serif" font-size="${Math.min(font, 16)}" font-weight="bold">Predicted: ${escapeXml(prediction.class)} — tint: Level-1 class of each patch</text>
+    <text x="10" y="${size + 22}" font-family="DejaVu Sans, sans-serif" font-size="16" font-weight="bold">Predicted: ${escapeXml(prediction.class)}</text>
+    <text x="${width - 10}" y="${size + 22}" text-anchor="end" font-family="DejaVu Sans, sans-serif" font-size="12" fill="#555">tint: Level-1 class of each patch</text>
     ${legend.join('\n')}
   </svg>`;
-  return sharp(rgb, { raw: { width: size, height: size, channels: 3 } })
+  const base = await sharp(rgb, { raw: { width: config.imageSize, height: config.imageSize, channels: 3 } })
+    .resize(size, size, { kernel: 'nearest' })
+    .png()
+    .toBuffer();
+  return sharp(base)
     .extend({ bottom: legendHeight, right: width - size, background: '#ffffff' })
     .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
     .png()
