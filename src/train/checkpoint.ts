@@ -77,9 +77,16 @@ export function readCheckpoint(path: string) {
 
 /**
  * Loads the newest valid checkpoint of `level` into `net` and `adam`; a corrupt one is skipped
- * with a warning. Returns null when there is none.
+ * with a warning. Returns null when there is none, or when `accept` turns the newest valid one down.
  */
-export function loadLatestCheckpoint(dir: string, level: string, net: Module, adam: Adam, warn: (message: string) => void): CheckpointState | null {
+export function loadLatestCheckpoint(
+  dir: string,
+  level: string,
+  net: Module,
+  adam: Adam,
+  warn: (message: string) => void,
+  accept: (state: CheckpointState, path: string) => boolean = () => true,
+): CheckpointState | null {
   for (const name of listCheckpoints(dir, level).reverse()) {
     const path = join(dir, name);
     let checkpoint;
@@ -90,6 +97,7 @@ export function loadLatestCheckpoint(dir: string, level: string, net: Module, ad
       continue;
     }
     const { file, state } = checkpoint;
+    if (!accept(state, path)) return null;
     const weights = new Map([...file.tensors].filter(([k]) => !k.startsWith('optim.')));
     loadWeights(net, { tensors: weights, metadata: {} }, path);
     const moments = new Map<string, Float32Array>();

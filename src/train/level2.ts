@@ -46,13 +46,22 @@ export async function evaluateImages(rt: Runtime, net: TwoPartNetwork, split: Fe
   return { loss: total.count ? total.loss / total.count : NaN, correct: total.correct, count: total.count, logp };
 }
 
-export async function trainLevel2(rt: Runtime, run: RunFolder, config: ModelConfig, train: FeatureSplit, val: FeatureSplit, o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
+/**
+ * Trains (or resumes) Level 2 on cached feature maps. `level1Hash` identifies the Level-1 weights
+ * the maps came from: checkpoints made with other Level-1 weights are not resumed.
+ */
+export async function trainLevel2(rt: Runtime, run: RunFolder, config: ModelConfig, train: FeatureSplit, val: FeatureSplit, level1Hash: string, o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
   const net = buildImageNetwork(rt, config, o.seed + 1);
   const adam = new Adam(net.parameters(), { lr: o.lr });
   let startEpoch = 0;
   let best: EpochSummary | null = null;
   if (o.resume) {
-    const state = loadLatestCheckpoint(run.checkpoints, 'level2', net, adam, o.warn);
+    const sameLevel1 = (state: { extra: Record<string, unknown> }, path: string) => {
+      if (state.extra.level1 === level1Hash) return true;
+      o.warn(`${path} was trained on the feature maps of other Level-1 weights; Level 2 starts afresh`);
+      return false;
+    };
+    const state = loadLatestCheckpoint(run.checkpoints, 'level2', net, adam, o.warn, sameLevel1);
     if (state) {
       startEpoch = state.epoch;
       best = (state.extra.best as EpochSummary | undefined) ?? null;
@@ -92,7 +101,7 @@ export async function trainLevel2(rt: Runtime, run: RunFolder, config: ModelConf
         `level 2 epoch ${summary.epoch}: train loss ${summary.trainLoss.toFixed(4)} acc ${(100 * summary.trainAccuracy).toFixed(1)}% | validation loss ${summary.valLoss.toFixed(4)} acc ${(100 * summary.valAccuracy).toFixed(1)}%${improved ? ' (best so far, saved)' : ''}`,
       );
     }
-    await saveCheckpoint(run.checkpoints, 'level2', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary, best } }, config);
+    await saveCheckpoint(run.checkpoints, 'level2', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary, best, level1: level1Hash } }, config);
   }
   adam.destroy();
   return { net, epochs: summaries, best };

@@ -3,6 +3,7 @@
  * training curves, and an evaluation on the test split. Without --data it trains the `tiny`
  * preset on the built-in synthetic dataset (generated once, cached under .cache/).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describeAdapter } from '../../kernels/device.ts';
@@ -167,7 +168,8 @@ export async function train(s: TrainSettings, rt: Runtime): Promise<{ run: RunFo
   const featureOptions = { warn: s.level1.warn, onMismatch: s.level1.onMismatch, log };
   const trainFeatures = await cachedFeatures(rt, run.cache, 'train', level1.net, level1Bytes, config, trainImages, featureOptions);
   const valFeatures = await cachedFeatures(rt, run.cache, 'val', level1.net, level1Bytes, config, val, featureOptions);
-  const level2 = await trainLevel2(rt, run, config, trainFeatures, valFeatures, s.level2);
+  const level1Hash = createHash('sha256').update(level1Bytes).digest('hex');
+  const level2 = await trainLevel2(rt, run, config, trainFeatures, valFeatures, level1Hash, s.level2);
   trainFeatures.close();
   valFeatures.close();
   level2.net.destroy();
