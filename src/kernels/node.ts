@@ -14,13 +14,18 @@ export interface NodeDeviceOptions extends DeviceOptions {
 
 let gpuSingleton: GPU | null = null;
 
-async function nodeGpu(flags: string[]): Promise<GPU> {
+/** Dawn's `GPU` object for this process (created once; `flags` apply to the first call only). */
+export async function nodeGpu(flags: string[] = dawnFlagsFromEnv()): Promise<GPU> {
   if (gpuSingleton) return gpuSingleton;
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
   gpuSingleton = webgpu.create(flags);
   return gpuSingleton;
+}
+
+function dawnFlagsFromEnv(): string[] {
+  return process.env.LUNGPATH_DAWN_FLAGS?.split(',').filter(Boolean) ?? [];
 }
 
 /** The wgsl/ folder of this package, found by walking up from this file (src/ or dist/src/). */
@@ -45,7 +50,7 @@ export function loadShaderSources(dir = wgslDirectory()): Record<string, string>
 
 /** A Runtime on Dawn's best adapter (override with `dawnFlags: ['adapter=...']`). */
 export async function createNodeRuntime(options: NodeDeviceOptions = {}): Promise<Runtime> {
-  const flags = options.dawnFlags ?? (process.env.LUNGPATH_DAWN_FLAGS?.split(',').filter(Boolean) ?? []);
+  const flags = options.dawnFlags ?? dawnFlagsFromEnv();
   const gpu = await nodeGpu(flags);
   return createRuntimeFromGpu(gpu, loadShaderSources(), options);
 }
