@@ -9,14 +9,15 @@ import type { Runtime } from '../kernels/runtime.ts';
 import type { ModelConfig } from '../nn/config.ts';
 import { writeFileAtomic } from '../nn/files.ts';
 import { buildPatchNetwork, type TwoPartNetwork } from '../nn/networks.ts';
-import { Adam, stepLr } from '../nn/optim.ts';
+import { stepLr } from '../nn/optim.ts';
 import { weightsToSafetensors } from '../nn/weights.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import type { DatasetImage } from './dataset.ts';
+import { Replicated } from './data_parallel.ts';
 import { PatchBatches } from './loader.ts';
 import { EpochProgress } from './progress.ts';
 import type { RunFolder } from './run_folder.ts';
-import { predictBatch, scoreLogp, trainStep, type StepResult } from './step.ts';
+import { predictBatch, scoreLogp, type StepResult } from './step.ts';
 
 export interface LevelOptions {
   epochs: number;
@@ -66,29 +67,34 @@ export async function evaluatePatches(rt: Runtime, net: TwoPartNetwork, images: 
   return { loss: total.count ? total.loss / total.count : NaN, correct: total.correct, count: total.count };
 }
 
-/** Trains (or resumes) Level 1 in `run`; returns the network (caller destroys it) and per-epoch summaries. */
-export async function trainLevel1(rt: Runtime, run: RunFolder, config: ModelConfig, train: DatasetImage[], val: DatasetImage[], o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[] }> {
-  const net = buildPatchNetwork(rt, config, o.seed);
-  const adam = new Adam(net.parameters(), { lr: o.lr });
+/**
+ * Trains (or resumes) Level 1 in `run` on one device per runtime (batches split across them);
+ * returns the network on the first (caller destroys it) and per-epoch summaries.
+ */
+export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: DatasetImage[], val: DatasetImage[], o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[] }> {
+  const rt = rts[0] as Runtime;
+  const model = new Replicated(rts, rts.map((r) => buildPatchNetwork(r, config, o.seed)), o.lr);
+  const { net, adam } = model;
   let startEpoch = 0;
   if (o.resume) {
     const state = loadLatestCheckpoint(run.checkpoints, 'level1', net, adam, o.warn);
     if (state) {
+      await model.broadcast();
       startEpoch = state.epoch;
       if (!o.quiet) console.log(`level 1: resuming after epoch ${state.epoch} (optimizer step ${state.optimizerStep})`);
     }
   }
   const summaries: EpochSummary[] = [];
   for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-    adam.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
-    net.train();
+    model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
+    model.train();
     const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch });
     const progress = new EpochProgress(`level 1 epoch ${epoch + 1}/${o.epochs}`, batches.batchesPerEpoch, 'patches', o.quiet);
     const total: StepResult = { loss: 0, correct: 0, count: 0 };
     const window: StepResult = { loss: 0, correct: 0, count: 0 };
     let step = 0;
     for await (const batch of batches) {
-      const r = await trainStep(net, adam, batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed, epoch, step), `level 1 epoch ${epoch + 1} batch ${step + 1}`);
+      const r = await model.step(batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed, epoch, step), `level 1 epoch ${epoch + 1} batch ${step + 1}`);
       batch.x.release();
       rt.release(batch.labels);
       add(total, r);
@@ -119,6 +125,6 @@ export async function trainLevel1(rt: Runtime, run: RunFolder, config: ModelConf
     await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary } }, config);
   }
   writeFileAtomic(run.level1Weights, await weightsToSafetensors(net, { config: JSON.stringify(config), level: 'level1' }));
-  adam.destroy();
+  model.destroy();
   return { net, epochs: summaries };
 }

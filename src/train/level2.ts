@@ -7,15 +7,16 @@ import type { Runtime } from '../kernels/runtime.ts';
 import type { ModelConfig } from '../nn/config.ts';
 import { writeFileAtomic } from '../nn/files.ts';
 import { buildImageNetwork, type TwoPartNetwork } from '../nn/networks.ts';
-import { Adam, stepLr } from '../nn/optim.ts';
+import { stepLr } from '../nn/optim.ts';
 import { Rng } from '../nn/random.ts';
 import { weightsToSafetensors } from '../nn/weights.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { Replicated } from './data_parallel.ts';
 import { featureBatch, type FeatureSplit } from './features.ts';
 import { stepSeed, type EpochSummary, type LevelOptions } from './level1.ts';
 import { EpochProgress } from './progress.ts';
 import type { RunFolder } from './run_folder.ts';
-import { predictBatch, scoreLogp, trainStep, type StepResult } from './step.ts';
+import { predictBatch, scoreLogp, type StepResult } from './step.ts';
 
 /** Batches of indices 0..n−1, shuffled from (seed, epoch) when `shuffle`. */
 export function indexBatches(n: number, batchSize: number, seed: number, epoch: number, shuffle: boolean): number[][] {
@@ -50,9 +51,10 @@ export async function evaluateImages(rt: Runtime, net: TwoPartNetwork, split: Fe
  * Trains (or resumes) Level 2 on cached feature maps. `level1Hash` identifies the Level-1 weights
  * the maps came from: checkpoints made with other Level-1 weights are not resumed.
  */
-export async function trainLevel2(rt: Runtime, run: RunFolder, config: ModelConfig, train: FeatureSplit, val: FeatureSplit, level1Hash: string, o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
-  const net = buildImageNetwork(rt, config, o.seed + 1);
-  const adam = new Adam(net.parameters(), { lr: o.lr });
+export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: FeatureSplit, val: FeatureSplit, level1Hash: string, o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
+  const rt = rts[0] as Runtime;
+  const model = new Replicated(rts, rts.map((r) => buildImageNetwork(r, config, o.seed + 1)), o.lr);
+  const { net, adam } = model;
   let startEpoch = 0;
   let best: EpochSummary | null = null;
   if (o.resume) {
@@ -63,6 +65,7 @@ export async function trainLevel2(rt: Runtime, run: RunFolder, config: ModelConf
     };
     const state = loadLatestCheckpoint(run.checkpoints, 'level2', net, adam, o.warn, sameLevel1);
     if (state) {
+      await model.broadcast();
       startEpoch = state.epoch;
       best = (state.extra.best as EpochSummary | undefined) ?? null;
       if (!o.quiet) console.log(`level 2: resuming after epoch ${state.epoch}`);
@@ -70,14 +73,14 @@ export async function trainLevel2(rt: Runtime, run: RunFolder, config: ModelConf
   }
   const summaries: EpochSummary[] = [];
   for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-    adam.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
+    model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
     const batches = indexBatches(train.count, o.batchSize, o.seed, epoch, true);
     const progress = new EpochProgress(`level 2 epoch ${epoch + 1}/${o.epochs}`, batches.length, 'images', o.quiet);
     const total: StepResult = { loss: 0, correct: 0, count: 0 };
-    net.train();
+    model.train();
     for (const [step, indices] of batches.entries()) {
       const batch = featureBatch(rt, train, indices, config);
-      const r = await trainStep(net, adam, batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed + 1, epoch, step), `level 2 epoch ${epoch + 1} batch ${step + 1}`);
+      const r = await model.step(batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed + 1, epoch, step), `level 2 epoch ${epoch + 1} batch ${step + 1}`);
       batch.x.release();
       rt.release(batch.labels);
       total.loss += r.loss * r.count;
@@ -103,6 +106,6 @@ export async function trainLevel2(rt: Runtime, run: RunFolder, config: ModelConf
     }
     await saveCheckpoint(run.checkpoints, 'level2', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary, best, level1: level1Hash } }, config);
   }
-  adam.destroy();
+  model.destroy();
   return { net, epochs: summaries, best };
 }

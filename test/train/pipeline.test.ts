@@ -11,6 +11,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ModelConfig } from '../../src/nn/config.ts';
 import { parseTrainArgs, train } from '../../src/train/commands/train.ts';
 import { generateSynthDataset } from '../../src/train/synth.ts';
+import { createNodeRuntime } from '../../src/kernels/node.ts';
+import type { Runtime } from '../../src/kernels/runtime.ts';
 import { gpu } from '../helpers/gpu.ts';
 
 const MICRO: ModelConfig = {
@@ -29,10 +31,10 @@ function cli(args: string[]): string {
   return execFileSync(process.execPath, ['bin/lungpath.js', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-async function trainRun(out: string, extra: string[]): Promise<void> {
+async function trainRun(out: string, extra: string[], runtimes?: Runtime[]): Promise<void> {
   const settings = parseTrainArgs(['--data', data, '--out', out, '--preset', preset, '--seed', '5', '--quiet', '--batch-size', '8', ...extra]);
   if (!settings) throw new Error('help printed');
-  await train(settings, await gpu());
+  await train(settings, runtimes ?? [await gpu()]);
 }
 
 describe('the two-level pipeline', () => {
@@ -65,6 +67,18 @@ describe('the two-level pipeline', () => {
     expect(p.patches).toHaveLength(9);
     expect(p.patches[4]).toMatchObject({ x: 1, y: 1 });
     expect(existsSync(join(root, 'heat', 'sc_0007-heatmap.png'))).toBe(true);
+  });
+
+  it('trains end to end on two devices (--devices 2)', async () => {
+    const second = await createNodeRuntime();
+    try {
+      const out = join(root, 'two-devices');
+      await trainRun(out, ['--epochs', '1', '--level2-epochs', '1', '--devices', '2'], [await gpu(), second]);
+      expect(existsSync(join(out, 'level2.safetensors'))).toBe(true);
+      expect(JSON.parse(readFileSync(join(out, 'report', 'report.json'), 'utf8')).images).toBeGreaterThan(0);
+    } finally {
+      second.destroy();
+    }
   });
 
   it('refuses unknown flags and bad values with a message', () => {

@@ -142,11 +142,15 @@ async function writeCurves(run: RunFolder): Promise<void> {
   writeFileAtomic(run.curves, await trainingCurvesPlot([...unique.values()], 'lungpath training: loss and accuracy per epoch'));
 }
 
-export async function train(s: TrainSettings, rt: Runtime): Promise<{ run: RunFolder; accuracy: number; patchAccuracy: number }> {
+/**
+ * Trains per `s` on `rts` (one runtime per device; batches are split across them; the first one
+ * also evaluates).
+ */
+export async function train(s: TrainSettings, rts: readonly Runtime[]): Promise<{ run: RunFolder; accuracy: number; patchAccuracy: number }> {
+  const rt = rts[0] as Runtime;
   const log = (m: string) => {
     if (!s.level1.quiet) console.log(m);
   };
-  if (s.devices !== 1) throw new UsageError(`--devices ${s.devices}: training on several devices is not implemented yet; use --devices 1`);
   const dataDir = s.data ?? (await ensureDefaultDataset(log));
   const run = new RunFolder(s.out);
   let config = s.config;
@@ -161,15 +165,15 @@ export async function train(s: TrainSettings, rt: Runtime): Promise<{ run: RunFo
   run.writeTrainInfo({ data: dataDir, seed: s.level1.seed, command: `lungpath train ${process.argv.slice(3).join(' ')}`.trim() });
   const { train: trainImages, val, test } = dataset.splits;
   log(`lungpath train: ${dataset.classes.length} classes, ${trainImages.length} train / ${val.length} validation / ${test.length} test images from ${dataDir}`);
-  log(`adapter: ${describeAdapter(rt.adapter)}; run folder: ${run.dir}`);
+  log(`adapter: ${describeAdapter(rt.adapter)}${rts.length > 1 ? ` × ${rts.length} devices` : ''}; run folder: ${run.dir}`);
 
-  const level1 = await trainLevel1(rt, run, config, trainImages, val, s.level1);
+  const level1 = await trainLevel1(rts, run, config, trainImages, val, s.level1);
   const level1Bytes = readFileBytes(run.level1Weights);
   const featureOptions = { warn: s.level1.warn, onMismatch: s.level1.onMismatch, log };
   const trainFeatures = await cachedFeatures(rt, run.cache, 'train', level1.net, level1Bytes, config, trainImages, featureOptions);
   const valFeatures = await cachedFeatures(rt, run.cache, 'val', level1.net, level1Bytes, config, val, featureOptions);
   const level1Hash = createHash('sha256').update(level1Bytes).digest('hex');
-  const level2 = await trainLevel2(rt, run, config, trainFeatures, valFeatures, level1Hash, s.level2);
+  const level2 = await trainLevel2(rts, run, config, trainFeatures, valFeatures, level1Hash, s.level2);
   trainFeatures.close();
   valFeatures.close();
   level2.net.destroy();
@@ -186,11 +190,12 @@ export async function train(s: TrainSettings, rt: Runtime): Promise<{ run: RunFo
 export async function runTrain(argv: string[]): Promise<number> {
   const settings = parseTrainArgs(argv);
   if (!settings) return 0;
-  const rt = await createNodeRuntime();
+  const rts: Runtime[] = [];
   try {
-    await train(settings, rt);
+    for (let k = 0; k < settings.devices; k++) rts.push(await createNodeRuntime());
+    await train(settings, rts);
   } finally {
-    rt.destroy();
+    rts.forEach((rt) => rt.destroy());
   }
   return 0;
 }

@@ -1,0 +1,87 @@
+/**
+ * Data parallelism: on the same batch, two devices give the gradients of one (BatchNorm in eval
+ * mode, dropout off), and a two-device run trains end to end with its replicas kept identical.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createNodeRuntime } from '../../src/kernels/node.ts';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import { TINY_CONFIG } from '../../src/nn/config.ts';
+import { buildPatchNetwork } from '../../src/nn/networks.ts';
+import { logSoftmaxNllLoss } from '../../src/nn/ops.ts';
+import { Tape } from '../../src/nn/tape.ts';
+import { Tensor } from '../../src/nn/tensor.ts';
+import { Replicated, shardRows } from '../../src/train/data_parallel.ts';
+import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { randomArray } from '../helpers/random.ts';
+
+const size = TINY_CONFIG.patch.size;
+let second: Runtime | null = null;
+afterAll(() => second?.destroy());
+
+describe('data parallelism over devices', () => {
+  it('splits rows into contiguous shards', () => {
+    expect(shardRows(16, 2)).toEqual([[0, 8], [8, 16]]);
+    expect(shardRows(5, 3)).toEqual([[0, 1], [1, 3], [3, 5]]);
+    expect(shardRows(1, 2)).toEqual([[0, 1]]);
+  });
+
+  it('two devices give the same gradients as one on the same batch', async () => {
+    const a = await gpu();
+    second = await createNodeRuntime();
+    const n = 6;
+    const data = randomArray(n * 3 * size * size, 11, 0, 1);
+    const labels = Uint32Array.from({ length: n }, (_, i) => (i * 3) % 4);
+
+    const single = buildPatchNetwork(a, TINY_CONFIG, 9).eval();
+    const x = Tensor.fromArray(a, data, [n, 3, size, size]);
+    const t = a.upload(labels);
+    const tape = new Tape();
+    const logits = single.forward(x, { tape, seed: 0 });
+    const { logp, loss } = logSoftmaxNllLoss(logits, t, tape);
+    tape.backward(loss);
+    [logits, logp, loss].forEach((tensor) => tensor.release());
+
+    const pair = new Replicated([a, second], [buildPatchNetwork(a, TINY_CONFIG, 9), buildPatchNetwork(second, TINY_CONFIG, 9)], 1e-3);
+    pair.replicas.forEach((r) => r.eval());
+    await pair.computeGradients(x, labels, 0);
+    const [p0, p1] = pair.replicas.map((r) => r.parameters());
+    for (const [i, p] of single.parameters().entries()) {
+      const expected = await p.grad!.read();
+      const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const g0 = await p0![i]!.grad!.read();
+      expectClose(g0, expected, { atol: 1e-5 * scale + 1e-9, rtol: 1e-4 }, `gradient of ${p.name}`);
+      expectBitwiseEqual(g0, await p1![i]!.grad!.read(), `${p.name} on both replicas`);
+    }
+    x.release();
+    a.release(t);
+    pair.destroy();
+    pair.net.destroy();
+    single.destroy();
+  });
+
+  it('replicas stay identical over training steps', async () => {
+    const a = await gpu();
+    second ??= await createNodeRuntime();
+    const pair = new Replicated([a, second], [buildPatchNetwork(a, TINY_CONFIG, 4), buildPatchNetwork(second, TINY_CONFIG, 4)], 1e-3);
+    pair.train();
+    const n = 8;
+    const labels = Uint32Array.from({ length: n }, (_, i) => i % 4);
+    const t = a.upload(labels);
+    const losses: number[] = [];
+    for (let step = 0; step < 3; step++) {
+      const x = Tensor.fromArray(a, randomArray(n * 3 * size * size, step, 0, 1), [n, 3, size, size]);
+      losses.push((await pair.step(x, t, labels, step, `step ${step}`)).loss);
+      x.release();
+    }
+    const [s0, s1] = pair.replicas.map((r) => r.state());
+    for (const [i, e] of s0!.entries()) {
+      if (e.tensor) expectBitwiseEqual(await e.tensor.read(), await s1![i]!.tensor!.read(), e.name);
+      else expect(s1![i]!.get!()).toBe(e.get!());
+    }
+    expect(losses.every(Number.isFinite)).toBe(true);
+    a.release(t);
+    pair.destroy();
+    pair.net.destroy();
+  });
+});
