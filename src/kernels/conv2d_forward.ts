@@ -1,0 +1,319 @@
+/**
+ * conv2d forward on WebGPU: the general implicit-GEMM kernel and the fast paths for the shapes of
+ * the networks (3×3 s1 p1, 2×2 s2 p0, 1×1), side by side, and the choice between them per shape and
+ * adapter. Also the pieces the data-gradient launchers share: batch chunking over the binding limit
+ * and the GPU packing of weights for the uniform-memory kernels. The maths is conv2d_ref.ts (the
+ * spec, conv2dForwardRef); each wgsl/conv2d_fwd_*.wgsl header states its own index formula.
+ */
+import type { Conv2dShape } from './conv2d_shape.ts';
+import { conv2dOutputSize, validateConv2dShape } from './conv2d_shape.ts';
+import { defineKernel, flatWorkgroups, Uniforms } from './kernel.ts';
+import { BindingLimitError, type Binding, type Runtime } from './runtime.ts';
+
+/** Kernel versions, each valid for the shapes `conv2dVariantApplies` accepts; `gemm` for all. */
+export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '1x1', '1x1_narrow'] as const;
+export type Conv2dForwardVariant = (typeof CONV2D_FORWARD_VARIANTS)[number];
+
+const WG = 64;
+/** Weights in uniform memory: one 64 KiB block of vec4 per dispatch. */
+const UNIFORM_BLOCK_BYTES = 65536;
+const UNIFORM_BLOCK_VEC4 = UNIFORM_BLOCK_BYTES / 16;
+/**
+ * Output-channel vec4 groups per tile. Measured on lavapipe (3×3 64→64 and 256→256, 2×2 s2): 4 beats
+ * 16 or 64 — fewer groups fit more input channels in one 64 KiB block, so y is rewritten less often.
+ */
+const MAX_GROUPS = 4;
+
+const gemmKernel = defineKernel({ name: 'conv2d_fwd_gemm', shader: 'conv2d_fwd_gemm', bindings: ['read', 'read', 'read', 'write'], uniforms: true });
+const narrowKernel = defineKernel({ name: 'conv2d_fwd_1x1_narrow', shader: 'conv2d_fwd_1x1_narrow', bindings: ['read', 'read', 'read', 'write'], uniforms: true, constants: { WG } });
+const packKernel = defineKernel({ name: 'conv2d_fwd_dx_pack', shader: 'conv2d_fwd_dx_pack', bindings: ['read', 'write'], uniforms: true, constants: { WG: 256 } });
+/** Uniform-memory kernels: bindings x, packed weights, bias, y (conv2d_dx_2x2s2 has no bias). */
+export const directKernels = {
+  fwd3x3: defineKernel({ name: 'conv2d_fwd_3x3', shader: 'conv2d_fwd_3x3', bindings: ['read', 'uniform', 'read', 'write'], uniforms: true, constants: { WG } }),
+  fwd2x2s2: defineKernel({ name: 'conv2d_fwd_2x2s2', shader: 'conv2d_fwd_2x2s2', bindings: ['read', 'uniform', 'read', 'write'], uniforms: true, constants: { WG } }),
+  fwd1x1: defineKernel({ name: 'conv2d_fwd_1x1', shader: 'conv2d_fwd_1x1', bindings: ['read', 'uniform', 'read', 'write'], uniforms: true, constants: { WG } }),
+  dx2x2s2: defineKernel({ name: 'conv2d_dx_2x2s2', shader: 'conv2d_dx_2x2s2', bindings: ['read', 'uniform', 'write'], uniforms: true, constants: { WG } }),
+};
+
+/** True when `variant` (forward or data gradient: the same names) can run shape `s`. */
+export function conv2dVariantApplies(variant: Conv2dForwardVariant, s: Conv2dShape): boolean {
+  const k = (size: number, stride: number, pad: number) => s.kh === size && s.kw === size && s.stride === stride && s.pad === pad;
+  switch (variant) {
+    case 'gemm':
+      return true;
+    case '3x3':
+      return k(3, 1, 1);
+    case '2x2s2':
+      return k(2, 2, 0);
+    case '1x1':
+    case '1x1_narrow':
+      return k(1, 1, 0);
+    default:
+      return variant satisfies never;
+  }
+}
+
+/** CPU-like adapters (lavapipe, SwiftShader): gathers from uniform memory beat shared-memory tiles there. */
+export function isCpuAdapter(rt: Runtime): boolean {
+  const a = rt.adapter;
+  return a.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(`${a.vendor} ${a.description} ${a.device} ${a.architecture}`);
+}
+
+/**
+ * The kernel for a conv of shape `s` on this adapter, forward or data gradient (the one place the
+ * choice is made; measured with bench/conv2d_forward.ts). `reduceC` / `outC` are the channels summed
+ * over and produced: cIn / cOut forward, cOut / cIn for the data gradient.
+ */
+export function chooseConv2dVariant(rt: Runtime, s: Conv2dShape, reduceC: number, outC: number): Conv2dForwardVariant {
+  const pointwise = conv2dVariantApplies('1x1', s);
+  if (!isCpuAdapter(rt)) return pointwise && outC <= 8 ? '1x1_narrow' : 'gemm';
+  // lavapipe, 256→1 at 64² b8: forward '1x1' 7 ms vs narrow 11; data gradient narrow 14 ms vs '1x1' 30.
+  if (pointwise) return reduceC <= 8 ? '1x1_narrow' : '1x1';
+  for (const v of ['3x3', '2x2s2'] as const) if (conv2dVariantApplies(v, s)) return v;
+  return 'gemm';
+}
+
+/** The forward kernel for a shape on this adapter. */
+export function chooseConv2dForwardVariant(rt: Runtime, s: Conv2dShape): Conv2dForwardVariant {
+  return chooseConv2dVariant(rt, s, s.cIn, s.cOut);
+}
+
+/**
+ * y = conv2d(x, w) + b, NCHW / OIHW float32; b may be null. Returns a new buffer [n, cOut, ho, wo]
+ * (the caller releases it). Batches larger than one binding run in chunks; a BindingLimitError
+ * names the tensor when a single batch item is too big.
+ */
+export function conv2dForward(
+  rt: Runtime,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  b: GPUBuffer | null,
+  s: Conv2dShape,
+  options: { variant?: Conv2dForwardVariant } = {},
+): GPUBuffer {
+  validateConv2dShape(s);
+  const variant = options.variant ?? chooseConv2dForwardVariant(rt, s);
+  if (!conv2dVariantApplies(variant, s)) throw new RangeError(`conv2dForward: variant '${variant}' cannot run a ${s.kh}×${s.kw} stride ${s.stride} pad ${s.pad} conv`);
+  const { ho, wo } = conv2dOutputSize(s);
+  const io = { src: x, srcWhat: 'conv2d input x', dstWhat: 'conv2d output y' };
+  switch (variant) {
+    case 'gemm':
+      return forwardGemm(rt, x, w, b, s);
+    case '1x1_narrow':
+      return conv1x1Narrow(rt, x, w, b, { n: s.n, cIn: s.cIn, cOut: s.cOut, plane: s.h * s.w, wso: s.cIn, wsi: 1 }, io);
+    case '3x3':
+    case '2x2s2':
+    case '1x1': {
+      const kernel = variant === '3x3' ? directKernels.fwd3x3 : variant === '2x2s2' ? directKernels.fwd2x2s2 : directKernels.fwd1x1;
+      const pack = { w, cOut: s.cOut, cIn: s.cIn, taps: s.kh * s.kw, transpose: false, flip: false };
+      const rows = variant === '1x1' ? 1 : ho;
+      const segs = Math.ceil((variant === '1x1' ? ho * wo : wo) / 8);
+      return directConv(rt, kernel, pack, b, { n: s.n, srcC: s.cIn, srcH: s.h, srcW: s.w, dstC: s.cOut, dstH: ho, dstW: wo, rows, segs }, io);
+    }
+    default:
+      return variant satisfies never;
+  }
+}
+
+// ---- batch chunks ------------------------------------------------------------------------------
+
+/** Batch items [n0, n0 + count) processed by one round of dispatches. */
+export interface BatchChunk {
+  n0: number;
+  count: number;
+}
+
+/**
+ * Splits a batch of `n` so that each tensor's slice of items (plus the ≤ 252 bytes that align its
+ * binding offset down to 256) fits one storage binding. Throws a BindingLimitError naming the
+ * tensor when one item alone does not fit.
+ */
+export function batchChunks(rt: Runtime, n: number, tensors: readonly { what: string; itemFloats: number }[]): BatchChunk[] {
+  for (const t of tensors) rt.assertBindable(`${t.what} (one batch item)`, t.itemFloats * 4);
+  const chunks: BatchChunk[] = [];
+  for (let n0 = 0; n0 < n; ) {
+    let count = n - n0;
+    for (const t of tensors) {
+      const itemBytes = t.itemFloats * 4;
+      const slack = (n0 * itemBytes) % 256;
+      count = Math.min(count, Math.floor((rt.maxBindingBytes - slack) / itemBytes));
+      if (count < 1) throw new BindingLimitError(`${t.what} (one batch item, with 256-byte alignment)`, itemBytes + slack, rt.maxBindingBytes);
+    }
+    chunks.push({ n0, count });
+    n0 += count;
+  }
+  return chunks;
+}
+
+/** The binding of items [n0, n0 + count) of an NCHW buffer, and the element offset of item n0 in it. */
+export function itemsBinding(buffer: GPUBuffer, itemFloats: number, { n0, count }: BatchChunk): { binding: Binding; base: number } {
+  const start = n0 * itemFloats * 4;
+  const offset = Math.floor(start / 256) * 256;
+  return { binding: { buffer, offset, size: start - offset + count * itemFloats * 4 }, base: (start - offset) / 4 };
+}
+
+// ---- uniform-memory kernels ----------------------------------------------------------------------
+
+/** Weights rearranged by conv2d_fwd_dx_pack.wgsl into 64 KiB-bindable blocks [tile][chunk]. */
+export interface PackedWeights {
+  buffer: GPUBuffer;
+  /** Output / input channels of the packed operator (swapped when transposed). */
+  outC: number;
+  inC: number;
+  /** vec4 output-channel groups per tile (lanes per pixel group), tiles over output channels. */
+  groups: number;
+  tiles: number;
+  /** Input channels per block, blocks per tile, bytes between blocks. */
+  ciChunk: number;
+  chunks: number;
+  strideBytes: number;
+}
+
+/** OIHW weights w [cOut][cIn][taps] to pack; `transpose` swaps in and out channels (data gradient), `flip` reverses the taps (data gradient of s1 convs). */
+export interface PackRequest {
+  w: GPUBuffer;
+  cOut: number;
+  cIn: number;
+  taps: number;
+  transpose: boolean;
+  flip: boolean;
+}
+
+/** Packs weights on the GPU for the uniform-memory kernels. The caller releases `buffer`. */
+export function packWeights(rt: Runtime, { w, cOut, cIn, taps, transpose, flip }: PackRequest): PackedWeights {
+  const outC = transpose ? cIn : cOut;
+  const inC = transpose ? cOut : cIn;
+  const groupsTotal = Math.ceil(outC / 4);
+  const groups = Math.min(groupsTotal, MAX_GROUPS);
+  const tiles = Math.ceil(groupsTotal / groups);
+  const maxCi = Math.floor(UNIFORM_BLOCK_VEC4 / (taps * groups));
+  if (maxCi < 1) throw new RangeError(`packWeights: ${taps} taps × ${groups} groups do not fit a 64 KiB uniform block`);
+  const chunks = Math.ceil(inC / maxCi);
+  const ciChunk = Math.ceil(inC / chunks);
+  const stride = Math.ceil((ciChunk * taps * groups) / 16) * 16;
+  const total = tiles * chunks * stride;
+  rt.assertBindable('conv2d packed weights', total * 16);
+  rt.assertBindable('conv2d weight w', cOut * cIn * taps * 4);
+  const buffer = rt.alloc((total - stride) * 16 + UNIFORM_BLOCK_BYTES, 'conv2d packed weights');
+  rt.dispatch(packKernel, {
+    bindings: [w, { buffer, offset: 0, size: total * 16 }],
+    uniforms: new Uniforms()
+      .u32(cOut, cIn, taps, transpose ? 1 : 0, flip ? 1 : 0, outC, inC, groups, ciChunk, chunks, stride, total)
+      .bytes(),
+    workgroups: flatWorkgroups(Math.ceil(total / 256), rt.maxWorkgroupsPerDimension),
+  });
+  return { buffer, outC, inC, groups, tiles, ciChunk, chunks, strideBytes: stride * 16 };
+}
+
+/** Source and result of a uniform-memory kernel: dims per batch item, and its pixel-group grid. */
+export interface DirectGeometry {
+  n: number;
+  srcC: number;
+  srcH: number;
+  srcW: number;
+  dstC: number;
+  dstH: number;
+  dstW: number;
+  /** Pixel groups per item: rows × segs (a segment is 8 pixels). */
+  rows: number;
+  segs: number;
+}
+
+/** Names for BindingLimitError messages and the source buffer. */
+export interface DirectIo {
+  src: GPUBuffer;
+  srcWhat: string;
+  dstWhat: string;
+}
+
+/**
+ * Packs the weights, then runs a uniform-memory kernel over the batch (chunked), every output-channel
+ * tile and every input-channel block (the first block writes, later ones add: a fixed order).
+ * Returns the new result.
+ */
+export function directConv(rt: Runtime, kernel: (typeof directKernels)[keyof typeof directKernels], pack: PackRequest, bias: GPUBuffer | null, g: DirectGeometry, io: DirectIo): GPUBuffer {
+  const srcFloats = g.srcC * g.srcH * g.srcW;
+  const dstFloats = g.dstC * g.dstH * g.dstW;
+  const chunks = batchChunks(rt, g.n, [{ what: io.srcWhat, itemFloats: srcFloats }, { what: io.dstWhat, itemFloats: dstFloats }]);
+  const packed = packWeights(rt, pack);
+  const dst = rt.alloc(g.n * dstFloats * 4, io.dstWhat);
+  const perGroup = Math.floor(WG / packed.groups);
+  const withBias = kernel.bindings.length === 4;
+  for (const chunk of chunks) {
+    const x = itemsBinding(io.src, srcFloats, chunk);
+    const y = itemsBinding(dst, dstFloats, chunk);
+    const workgroups = flatWorkgroups(Math.ceil((chunk.count * g.rows * g.segs) / perGroup), rt.maxWorkgroupsPerDimension);
+    for (let tile = 0; tile < packed.tiles; tile++) {
+      for (let c = 0; c < packed.chunks; c++) {
+        const ci0 = c * packed.ciChunk;
+        const uniforms = new Uniforms()
+          .u32(g.srcC, g.srcH, g.srcW, g.dstC, g.dstH, g.dstW, x.base, y.base)
+          .u32(chunk.count, g.rows, g.segs, ci0, Math.min(packed.ciChunk, packed.inC - ci0), tile * packed.groups * 4, packed.groups, c > 0 ? 1 : 0)
+          .u32(bias ? 1 : 0, 0, 0, 0)
+          .bytes();
+        const wts = { buffer: packed.buffer, offset: (tile * packed.chunks + c) * packed.strideBytes, size: UNIFORM_BLOCK_BYTES };
+        const bindings = withBias ? [x.binding, wts, bias ?? x.binding, y.binding] : [x.binding, wts, y.binding];
+        rt.dispatch(kernel, { bindings, uniforms, workgroups });
+      }
+    }
+  }
+  rt.release(packed.buffer);
+  return dst;
+}
+
+// ---- general and narrow kernels ----------------------------------------------------------------
+
+function forwardGemm(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | null, s: Conv2dShape): GPUBuffer {
+  const { ho, wo } = conv2dOutputSize(s);
+  const xFloats = s.cIn * s.h * s.w;
+  const yFloats = s.cOut * ho * wo;
+  const k = s.cIn * s.kh * s.kw;
+  rt.assertBindable('conv2d weight w', s.cOut * k * 4);
+  const chunks = batchChunks(rt, s.n, [{ what: 'conv2d input x', itemFloats: xFloats }, { what: 'conv2d output y', itemFloats: yFloats }]);
+  const y = rt.alloc(s.n * yFloats * 4, 'conv2d output y');
+  for (const chunk of chunks) {
+    const xb = itemsBinding(x, xFloats, chunk);
+    const yb = itemsBinding(y, yFloats, chunk);
+    const m = chunk.count * ho * wo;
+    const [gx, gy] = flatWorkgroups(Math.ceil(m / 64), rt.maxWorkgroupsPerDimension);
+    rt.dispatch(gemmKernel, {
+      bindings: [xb.binding, w, b ?? w, yb.binding],
+      uniforms: new Uniforms()
+        .u32(s.cIn, s.h, s.w, s.cOut, ho, wo, s.kh, s.kw, s.stride, s.pad, xb.base, yb.base, m, k, b ? 1 : 0, 0)
+        .bytes(),
+      workgroups: [gx, gy, Math.ceil(s.cOut / 64)],
+    });
+  }
+  return y;
+}
+
+/** A 1×1 conv as y[o] = Σ_c w[o·wso + c·wsi] · x[c] per pixel; wso/wsi = cIn/1 forward, 1/cOut for Wᵀ. */
+export interface NarrowShape {
+  n: number;
+  cIn: number;
+  cOut: number;
+  plane: number;
+  wso: number;
+  wsi: number;
+}
+
+/** The lanes-over-pixels 1×1 kernel (few output channels). Returns the new result. */
+export function conv1x1Narrow(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | null, s: NarrowShape, io: DirectIo): GPUBuffer {
+  const xFloats = s.cIn * s.plane;
+  const yFloats = s.cOut * s.plane;
+  rt.assertBindable('conv2d weight w', s.cIn * s.cOut * 4);
+  const chunks = batchChunks(rt, s.n, [{ what: io.srcWhat, itemFloats: xFloats }, { what: io.dstWhat, itemFloats: yFloats }]);
+  const y = rt.alloc(s.n * yFloats * 4, io.dstWhat);
+  const quads = Math.ceil(s.plane / 4);
+  for (const chunk of chunks) {
+    const xb = itemsBinding(x, xFloats, chunk);
+    const yb = itemsBinding(y, yFloats, chunk);
+    const [gx, gy] = flatWorkgroups(Math.ceil((chunk.count * quads) / WG), rt.maxWorkgroupsPerDimension);
+    rt.dispatch(narrowKernel, {
+      bindings: [xb.binding, w, b ?? w, yb.binding],
+      uniforms: new Uniforms().u32(s.cIn, s.cOut, s.plane, chunk.count, xb.base, yb.base, s.wso, s.wsi, quads, b ? 1 : 0).bytes(),
+      workgroups: [gx, gy, Math.ceil(s.cOut / 4)],
+    });
+  }
+  return y;
+}
