@@ -32,7 +32,7 @@ Options:
   --out RUN             run folder (default runs/<preset>)
   --preset NAME|FILE    tiny | seed | a config JSON file (default tiny)
   --epochs N            Level-1 epochs (default: 4 for tiny, 20 for seed)
-  --level2-epochs N     Level-2 epochs (default: 30 for tiny, 20 for seed)
+  --level2-epochs N     Level-2 epochs (default: 60 for tiny, 20 for seed)
   --batch-size N        batch size of both levels (default 16)
   --lr X                Adam learning rate (default 0.001)
   --step-lr N[:GAMMA]   StepLR every N epochs (default gamma 0.1; off by default)
@@ -114,7 +114,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     out: resolve(typeof values.out === 'string' ? values.out : join('runs', presetName.replace(/\.json$/, '').replace(/[^\w.-]/g, '_'))),
     config,
     level1: { ...common, epochs: intFlag(values.epochs, 'epochs', isSeed ? 20 : 4) },
-    level2: { ...common, epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : 30) },
+    level2: { ...common, epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : 60) },
     devices: intFlag(values.devices, 'devices', 1),
     skipBad: Boolean(values['skip-bad']),
   };
