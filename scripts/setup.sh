@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# lungpath set-up: npm dependencies, and — when Dawn finds no WebGPU adapter and apt is usable as
-# root — a CPU Vulkan driver (lavapipe from Mesa >= 25, Debian bookworm-backports; see
-# ../shared/ENVIRONMENT.md). Safe to run again: every step checks before it acts.
+# lungpath set-up: npm dependencies; Debian's Chromium for the browser test of the demo
+# (test/browser/demo.test.ts) when /usr/bin/chromium is missing and apt is usable as root; and — when
+# Dawn finds no WebGPU adapter and apt is usable as root — a CPU Vulkan driver (lavapipe from
+# Mesa >= 25, Debian bookworm-backports; see ../shared/ENVIRONMENT.md).
+# Safe to run again: every step checks before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
@@ -12,6 +14,21 @@ else
   npm install --no-audit --no-fund
 fi
 
+apt_as_root() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+
+if [ ! -x /usr/bin/chromium ]; then
+  if apt_as_root; then
+    echo "setup: installing Debian's chromium (the browser test of the demo drives it)"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }; then
+      echo "setup: warning: installing chromium failed; test/browser/demo.test.ts will fail until /usr/bin/chromium exists" >&2
+    fi
+  else
+    echo "setup: warning: /usr/bin/chromium is missing and apt-get as root is not available;" >&2
+    echo "       test/browser/demo.test.ts needs Chromium (Debian package 'chromium')." >&2
+  fi
+fi
+
 probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
 
 if probe; then
@@ -19,7 +36,7 @@ if probe; then
   exit 0
 fi
 
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+if ! apt_as_root; then
   echo "setup: no WebGPU adapter, and apt-get as root is not available to install one." >&2
   echo "       Install a Vulkan driver (a GPU driver, or Mesa >= 25 lavapipe: mesa-vulkan-drivers)." >&2
   exit 1
