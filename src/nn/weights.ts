@@ -21,8 +21,14 @@ export async function weightsToSafetensors(module: Module, metadata: Record<stri
   return serializeSafetensors(tensors, metadata);
 }
 
+/** A shape for an error message, cut to 80 characters (a hostile file may declare a million dimensions). */
 function describe(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
+  const text = `[${shape.slice(0, 40).join(', ')}]`;
+  return text.length > 80 || shape.length > 40 ? `${text.slice(0, 76)}...]` : text;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /**
@@ -36,12 +42,12 @@ export function checkArchitecture(module: Module, file: SafetensorsFile, source:
     const found = file.tensors.get(entry.name);
     if (!found) throw new Error(`${source}: tensor '${entry.name}' is missing (the file is of another architecture)`);
     if (found.dtype !== entry.dtype) throw new Error(`${source}: tensor '${entry.name}' is ${found.dtype}, expected ${entry.dtype}`);
-    if (describe(found.shape) !== describe(entry.shape)) {
+    if (!sameShape(found.shape, entry.shape)) {
       throw new Error(`${source}: tensor '${entry.name}' has shape ${describe(found.shape)}, this model has ${describe(entry.shape)} (another architecture)`);
     }
   }
   for (const name of file.tensors.keys()) {
-    if (!names.has(name)) throw new Error(`${source}: tensor '${name}' is not part of this model (another architecture)`);
+    if (!names.has(name)) throw new Error(`${source}: tensor '${name.length > 80 ? `${name.slice(0, 77)}...` : name}' is not part of this model (another architecture)`);
   }
 }
 
