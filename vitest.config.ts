@@ -8,5 +8,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Two CPU cores run lavapipe's threads; more than two test files at once only thrashes.
     maxWorkers: 2,
+    // `lungpath train` autotunes kernels by default; tests run the heuristic versions (fast, the same
+    // on every run) unless a test asks for a mode. CLI child processes inherit it.
+    env: { LUNGPATH_KERNELS: 'heuristic' },
   },
 });

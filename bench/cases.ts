@@ -4,10 +4,11 @@
  * Shapes are the seed network's (MODEL-SPEC.md).
  */
 import { adamStep } from '../src/kernels/adam.ts';
+import { currentVersion, type KernelRequest } from '../src/kernels/autotune.ts';
 import { batchNorm2dBackward, batchNorm2dForwardTrain } from '../src/kernels/batchnorm2d.ts';
-import { conv2dBackwardData, conv2dForward, chooseConv2dBackwardDataVariant, chooseConv2dForwardVariant } from '../src/kernels/conv2d.ts';
+import { conv2dBackwardData, conv2dForward } from '../src/kernels/conv2d.ts';
 import { conv2dFlops, conv2dOutputSize, type Conv2dShape } from '../src/kernels/conv2d_shape.ts';
-import { chooseConv2dWeightGradVariant, conv2dBackwardBias, conv2dBackwardWeight } from '../src/kernels/conv2d_weight_grad.ts';
+import { conv2dBackwardBias, conv2dBackwardWeight } from '../src/kernels/conv2d_weight_grad.ts';
 import { cropPatches } from '../src/kernels/crop_patches.ts';
 import { dropoutForward } from '../src/kernels/dropout.ts';
 import { defineKernel, flatWorkgroups, Uniforms } from '../src/kernels/kernel.ts';
@@ -17,6 +18,7 @@ import { reluBackward, reluForward } from '../src/kernels/relu.ts';
 import type { Runtime } from '../src/kernels/runtime.ts';
 import { SEED_CONFIG, TINY_CONFIG, type ModelConfig } from '../src/nn/config.ts';
 import { buildPatchNetwork, type TwoPartNetwork } from '../src/nn/networks.ts';
+import { kernelUses } from '../src/nn/kernel_uses.ts';
 import { logSoftmaxNllLoss } from '../src/nn/ops.ts';
 import { Adam } from '../src/nn/optim.ts';
 import { Tape } from '../src/nn/tape.ts';
@@ -29,7 +31,10 @@ export interface BenchCase {
   unit: 'GFLOP/s' | 'GB/s';
   /** FLOPs or bytes per run. */
   work: number;
+  /** The kernel version the launch runs (rt.kernels, else the heuristic). */
   variant?: string;
+  /** Multi-version kernels it launches (for LUNGPATH_KERNELS=autotune: src/train/kernels.ts useKernelsFromEnv). */
+  kernels?: KernelRequest[];
   /** This row measures the adapter's ceiling for its unit. */
   ceiling?: boolean;
   setup(): GPUBuffer[];
@@ -86,9 +91,9 @@ function convCases(rt: Runtime, label: string, s: Conv2dShape): BenchCase[] {
   const flops = conv2dFlops(s);
   const inputs = () => [random(rt, xs, 1), random(rt, ws, 2, 0.2), random(rt, s.cOut, 3), random(rt, ys, 4)];
   return [
-    launch(rt, { name: `conv ${label} forward`, shape, unit: 'GFLOP/s', work: flops, variant: chooseConv2dForwardVariant(rt, s) }, inputs, ([x, w, b]) => conv2dForward(rt, x!, w!, b!, s)),
-    launch(rt, { name: `conv ${label} dx`, shape, unit: 'GFLOP/s', work: flops, variant: chooseConv2dBackwardDataVariant(rt, s) }, inputs, ([, w, , dy]) => conv2dBackwardData(rt, dy!, w!, s)),
-    launch(rt, { name: `conv ${label} dW`, shape, unit: 'GFLOP/s', work: flops, variant: chooseConv2dWeightGradVariant(rt, s) }, inputs, ([x, , , dy]) => conv2dBackwardWeight(rt, x!, dy!, s)),
+    launch(rt, { name: `conv ${label} forward`, shape, unit: 'GFLOP/s', work: flops, variant: currentVersion(rt, 'conv2d.forward', s), kernels: [{ op: 'conv2d.forward', shape: s }] }, inputs, ([x, w, b]) => conv2dForward(rt, x!, w!, b!, s)),
+    launch(rt, { name: `conv ${label} dx`, shape, unit: 'GFLOP/s', work: flops, variant: currentVersion(rt, 'conv2d.dx', s), kernels: [{ op: 'conv2d.dx', shape: s }] }, inputs, ([, w, , dy]) => conv2dBackwardData(rt, dy!, w!, s)),
+    launch(rt, { name: `conv ${label} dW`, shape, unit: 'GFLOP/s', work: flops, variant: currentVersion(rt, 'conv2d.dw', s), kernels: [{ op: 'conv2d.dw', shape: s }] }, inputs, ([x, , , dy]) => conv2dBackwardWeight(rt, x!, dy!, s)),
     launch(rt, { name: `conv ${label} db`, shape, unit: 'GB/s', work: ys * 4 }, inputs, ([, , , dy]) => conv2dBackwardBias(rt, dy!, s)),
   ];
 }
@@ -104,12 +109,14 @@ function trainStepCase(rt: Runtime, name: string, config: ModelConfig, batch: nu
   let step = 0;
   const probe = buildPatchNetwork(rt, config, 7);
   const parameters = probe.parameterCount();
+  const kernels = kernelUses(probe, [batch, 3, size, size], true);
   probe.destroy();
   return {
     name,
     shape: `${batch}×3×${size}² (${(forward / 1e9).toFixed(forward < 1e9 ? 3 : 2)} GFLOP fwd, ${parameters} params)`,
     unit: 'GFLOP/s',
     work: 3 * forward,
+    kernels,
     setup: () => {
       const net = buildPatchNetwork(rt, config, 7).train();
       state = {

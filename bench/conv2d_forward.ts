@@ -5,6 +5,8 @@
  * packing). Prints GFLOP/s (conv2dFlops) from the median and best wall times, and per second of
  * process CPU time (on 2 cores a quiet machine's wall-clock rate is up to twice that): other
  * processes on the machine make wall times noisy. After llm.c's dev/cuda benches: versions side by side, one checker.
+ * `(heuristic)` marks the version a launch runs with an empty kernel table; each shape ends with
+ * what autotune (src/kernels/autotune.ts) measures and picks there.
  *
  *   npx tsx bench/conv2d_forward.ts [filter]    e.g. `3x3` to run only shapes whose name contains it
  *   LUNGPATH_BENCH_REPS=5 (default)
@@ -25,6 +27,7 @@ import {
   conv2dVariantApplies,
   type Conv2dShape,
 } from '../src/kernels/conv2d.ts';
+import { autotune, formatTimings } from '../src/kernels/autotune.ts';
 import { describeAdapter } from '../src/kernels/device.ts';
 import { createNodeRuntime } from '../src/kernels/node.ts';
 import type { Runtime } from '../src/kernels/runtime.ts';
@@ -97,12 +100,14 @@ async function main(): Promise<void> {
         const verdict = await check(rt, op, variant, s);
         const { median, best, cpu } = await time(rt, op, variant, s);
         const gflops = (ms: number) => (conv2dFlops(s) / (ms * 1e6)).toFixed(2).padStart(6);
-        const mark = variant === chosen ? ' (chosen)' : '';
+        const mark = variant === chosen ? ' (heuristic)' : '';
         console.log(
           `${name.padEnd(20)} ${op.padEnd(7)} ${(variant + mark).padEnd(20)} ${median.toFixed(1).padStart(7)} ms ${gflops(median)} GFLOP/s` +
             ` | best ${gflops(best)} | ${gflops(cpu)} per CPU-s | ${verdict}`,
         );
       }
+      const [tuned] = await autotune(rt, [{ op: op === 'forward' ? 'conv2d.forward' : 'conv2d.dx', shape: s }], { reps: REPS });
+      console.log(`${name.padEnd(20)} ${op.padEnd(7)} autotune picks ${tuned?.variant} (${formatTimings(tuned?.timings ?? {})})`);
     }
   }
   rt.destroy();

@@ -4,11 +4,13 @@
  * the same kernel, stride, padding and channels), then timed at the seed network's shapes:
  * median of several launches, each followed by rt.sync(). FLOPs from conv2dFlops. Also printed:
  * the process CPU time of the median launch (lavapipe runs in-process), which says how busy the
- * shared machine was — wall ≈ CPU / cores on a quiet one.
+ * shared machine was — wall ≈ CPU / cores on a quiet one. `*` marks the heuristic's version; each
+ * shape at batch ≤ 8 ends with what autotune (src/kernels/autotune.ts) measures and picks there.
  *
  *   npx tsx bench/conv2d_weight_grad.ts [--iterations 5] [--only 3x3s1p1]
  */
 import { parseArgs } from 'node:util';
+import { autotune, formatTimings } from '../src/kernels/autotune.ts';
 import { describeAdapter } from '../src/kernels/device.ts';
 import { createNodeRuntime } from '../src/kernels/node.ts';
 import { conv2dBackwardBiasRef, conv2dBackwardWeightRef } from '../src/kernels/conv2d_ref.ts';
@@ -90,11 +92,15 @@ for (const [name, s] of seedShapes) {
     const t = await median(() => conv2dBackwardWeight(rt, x, dy, s, { variant }));
     row(name, variant + (variant === chosen ? '*' : ''), t, `${(conv2dFlops(s) / (t.ms * 1e6)).toFixed(2)} GFLOP/s`, checked);
   }
+  if (s.n <= 8 && !values.only) {
+    const [tuned] = await autotune(rt, [{ op: 'conv2d.dw', shape: s }], { reps: iterations });
+    console.log(`${name.padEnd(34)} autotune picks ${tuned?.variant} (${formatTimings(tuned?.timings ?? {})})`);
+  }
   const checked = await check('db', s);
   const t = await median(() => conv2dBackwardBias(rt, dy, s));
   row(name, 'db', t, `${((s.n * s.cOut * ho * wo * 4) / (t.ms * 1e6)).toFixed(2)} GB/s`, checked);
   rt.release(x);
   rt.release(dy);
 }
-console.log('* = chooseConv2dWeightGradVariant');
+console.log('* = chooseConv2dWeightGradVariant (the heuristic)');
 rt.destroy();

@@ -17,7 +17,7 @@ export type Conv2dBackwardDataVariant = (typeof CONV2D_BACKWARD_DATA_VARIANTS)[n
 
 const gemmKernel = defineKernel({ name: 'conv2d_dx_gemm', shader: 'conv2d_dx_gemm', bindings: ['read', 'read', 'write'], uniforms: true });
 
-/** The data-gradient kernel for a shape on this adapter (see chooseConv2dVariant). */
+/** The heuristic data-gradient kernel for a shape on this adapter (see chooseConv2dVariant). */
 export function chooseConv2dBackwardDataVariant(rt: Runtime, s: Conv2dShape): Conv2dBackwardDataVariant {
   return chooseConv2dVariant(rt, s, s.cOut, s.cIn);
 }
@@ -34,7 +34,7 @@ export function conv2dBackwardData(
   options: { variant?: Conv2dBackwardDataVariant } = {},
 ): GPUBuffer {
   validateConv2dShape(s);
-  const variant = options.variant ?? chooseConv2dBackwardDataVariant(rt, s);
+  const variant = options.variant ?? rt.kernels.choose('conv2d.dx', s, () => chooseConv2dBackwardDataVariant(rt, s));
   if (!conv2dVariantApplies(variant, s)) throw new RangeError(`conv2dBackwardData: variant '${variant}' cannot run a ${s.kh}×${s.kw} stride ${s.stride} pad ${s.pad} conv`);
   const { ho, wo } = conv2dOutputSize(s);
   const io = { src: dy, srcWhat: 'conv2d output gradient dy', dstWhat: 'conv2d input gradient dx' };

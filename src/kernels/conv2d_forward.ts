@@ -60,8 +60,9 @@ export function isCpuAdapter(rt: Runtime): boolean {
 }
 
 /**
- * The kernel for a conv of shape `s` on this adapter, forward or data gradient (the one place the
- * choice is made; measured with bench/conv2d_forward.ts). `reduceC` / `outC` are the channels summed
+ * The heuristic kernel for a conv of shape `s` on this adapter, forward or data gradient (measured
+ * with bench/conv2d_forward.ts): what a launch runs unless `rt.kernels` (kernel_choices.ts, filled by
+ * autotune.ts or a file) names another for the shape. `reduceC` / `outC` are the channels summed
  * over and produced: cIn / cOut forward, cOut / cIn for the data gradient.
  */
 export function chooseConv2dVariant(rt: Runtime, s: Conv2dShape, reduceC: number, outC: number): Conv2dForwardVariant {
@@ -73,7 +74,7 @@ export function chooseConv2dVariant(rt: Runtime, s: Conv2dShape, reduceC: number
   return 'gemm';
 }
 
-/** The forward kernel for a shape on this adapter. */
+/** The heuristic forward kernel for a shape on this adapter. */
 export function chooseConv2dForwardVariant(rt: Runtime, s: Conv2dShape): Conv2dForwardVariant {
   return chooseConv2dVariant(rt, s, s.cIn, s.cOut);
 }
@@ -92,7 +93,7 @@ export function conv2dForward(
   options: { variant?: Conv2dForwardVariant } = {},
 ): GPUBuffer {
   validateConv2dShape(s);
-  const variant = options.variant ?? chooseConv2dForwardVariant(rt, s);
+  const variant = options.variant ?? rt.kernels.choose('conv2d.forward', s, () => chooseConv2dForwardVariant(rt, s));
   if (!conv2dVariantApplies(variant, s)) throw new RangeError(`conv2dForward: variant '${variant}' cannot run a ${s.kh}×${s.kw} stride ${s.stride} pad ${s.pad} conv`);
   const { ho, wo } = conv2dOutputSize(s);
   const io = { src: x, srcWhat: 'conv2d input x', dstWhat: 'conv2d output y' };

@@ -20,7 +20,7 @@ export const CONV2D_WEIGHT_GRAD_VARIANTS = ['3x3s1p1', '2x2s2', '1x1', 'general'
 export type Conv2dWeightGradVariant = (typeof CONV2D_WEIGHT_GRAD_VARIANTS)[number];
 
 export interface Conv2dWeightGradOptions {
-  /** Force a kernel (tests, bench); it must support the shape. Default: chooseConv2dWeightGradVariant. */
+  /** Force a kernel (tests, bench); it must support the shape. Default: `rt.kernels`, else chooseConv2dWeightGradVariant. */
   variant?: Conv2dWeightGradVariant;
 }
 
@@ -88,9 +88,9 @@ export function conv2dWeightGradSupports(variant: Conv2dWeightGradVariant, s: Co
 }
 
 /**
- * The dW kernel used for `s` — the one place the choice is made. The specialised kernels won on
- * lavapipe (bench/conv2d_weight_grad.ts); no other adapter has been measured, so the choice is
- * the same on every adapter for now.
+ * The heuristic dW kernel for `s`, used unless `rt.kernels` (kernel_choices.ts, filled by autotune.ts
+ * or a file) names another. The specialised kernels won on lavapipe (bench/conv2d_weight_grad.ts);
+ * the heuristic is the same on every adapter: autotune measures the others.
  */
 export function chooseConv2dWeightGradVariant(rt: Runtime, s: Conv2dShape): Conv2dWeightGradVariant {
   return CONV2D_WEIGHT_GRAD_VARIANTS.find((v) => RULES[v].supports(s)) ?? 'general';
@@ -159,7 +159,7 @@ function reducePartials(rt: Runtime, partial: GPUBuffer, out: GPUBuffer, count: 
  */
 export function conv2dBackwardWeight(rt: Runtime, x: GPUBuffer, dy: GPUBuffer, s: Conv2dShape, options: Conv2dWeightGradOptions = {}): GPUBuffer {
   validateConv2dShape(s);
-  const variant = options.variant ?? chooseConv2dWeightGradVariant(rt, s);
+  const variant = options.variant ?? rt.kernels.choose('conv2d.dw', s, () => chooseConv2dWeightGradVariant(rt, s));
   const rule = RULES[variant];
   if (!rule.supports(s)) throw new Error(`conv2dBackwardWeight: variant '${variant}' does not support ${s.kh}×${s.kw} stride ${s.stride} pad ${s.pad}`);
   const { ho, wo } = conv2dOutputSize(s);

@@ -2,7 +2,8 @@
  * Linear layer y = x·Wᵀ + b (PyTorch nn.Linear, weights [out, in]) and its three gradients, as
  * one strided GEMM in two versions — shared-memory tiles (wgsl/linear_gemm.wgsl) and barrier-free
  * lanes over columns (wgsl/linear_gemm_cols.wgsl) — plus a fixed-order split-K / bias-gradient
- * pass (wgsl/linear_reduce.wgsl). `chooseVariant` picks the version. Maths: dx = dy·W, dW = dyᵀ·x, db = Σ_n dy (the matrix calculus
+ * pass (wgsl/linear_reduce.wgsl). `rt.kernels` picks the version per op and shape, else
+ * `chooseLinearVariant` (the heuristic). Maths: dx = dy·W, dW = dyᵀ·x, db = Σ_n dy (the matrix calculus
  * of y = x·Wᵀ + b). Long reductions (4096 → 4) are split over k into slices summed in a fixed order.
  * Every tensor must fit one storage binding; the launchers refuse larger ones by name.
  */
@@ -18,7 +19,8 @@ export interface LinearShape {
 }
 
 /** GEMM versions: `tiled` (shared-memory tiles, 2×2 outputs per lane), `cols` (lanes over columns, 8 rows per lane). */
-export type LinearGemmVariant = 'tiled' | 'cols';
+export const LINEAR_GEMM_VARIANTS = ['tiled', 'cols'] as const;
+export type LinearGemmVariant = (typeof LINEAR_GEMM_VARIANTS)[number];
 
 const TM = 16;
 const TN = 16;
@@ -92,6 +94,12 @@ function chooseVariant(n: number, bStrides: [number, number]): LinearGemmVariant
   return bStrides[1] === 1 || n >= COLS_WG / 2 ? 'cols' : 'tiled';
 }
 
+/** The heuristic version of one of the three products of a linear layer of shape `s` (see chooseVariant). */
+export function chooseLinearVariant(product: 'forward' | 'dx' | 'dw', s: LinearShape): LinearGemmVariant {
+  if (product === 'forward') return chooseVariant(s.outFeatures, [1, s.inFeatures]);
+  return chooseVariant(s.inFeatures, [s.inFeatures, 1]);
+}
+
 /** Number of k-slices for an M×N×K product: enough workgroups to keep the device busy. */
 export function linearSplits(
   rt: Pick<Runtime, 'maxBindingBytes' | 'maxWorkgroupsPerDimension'>,
@@ -110,8 +118,7 @@ export function linearSplits(
   return { splits: Math.ceil(k / kSplit), kSplit };
 }
 
-function gemm(rt: Runtime, g: Gemm, forced?: LinearGemmVariant): GPUBuffer {
-  const variant = forced ?? chooseVariant(g.n, g.bStrides);
+function gemm(rt: Runtime, g: Gemm, variant: LinearGemmVariant): GPUBuffer {
   const { splits, kSplit } = linearSplits(rt, g.m, g.n, g.k, variant);
   const tile = TILES[variant];
   const grid = [Math.ceil(g.n / tile.cols), Math.ceil(g.m / tile.rows), splits] as const;
@@ -150,21 +157,24 @@ function checkShape(rt: Runtime, s: LinearShape, tensors: Record<string, number>
 export function linearForward(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | null, s: LinearShape, variant?: LinearGemmVariant): GPUBuffer {
   const { n, inFeatures: fin, outFeatures: fout } = s;
   checkShape(rt, s, { 'linear input x': n * fin, 'linear weight W': fout * fin, 'linear output y': n * fout });
-  return gemm(rt, { m: n, n: fout, k: fin, a: x, aStrides: [fin, 1], aSize: n * fin, b: w, bStrides: [1, fin], bSize: fout * fin, bias: b, label: 'linear y' }, variant);
+  const v = variant ?? rt.kernels.choose('linear.forward', s, () => chooseLinearVariant('forward', s));
+  return gemm(rt, { m: n, n: fout, k: fin, a: x, aStrides: [fin, 1], aSize: n * fin, b: w, bStrides: [1, fin], bSize: fout * fin, bias: b, label: 'linear y' }, v);
 }
 
 /** dx[n, in] = dy[n, out]·W[out, in]. Returns a new buffer. */
 export function linearBackwardData(rt: Runtime, dy: GPUBuffer, w: GPUBuffer, s: LinearShape, variant?: LinearGemmVariant): GPUBuffer {
   const { n, inFeatures: fin, outFeatures: fout } = s;
   checkShape(rt, s, { 'linear gradient dy': n * fout, 'linear weight W': fout * fin, 'linear gradient dx': n * fin });
-  return gemm(rt, { m: n, n: fin, k: fout, a: dy, aStrides: [fout, 1], aSize: n * fout, b: w, bStrides: [fin, 1], bSize: fout * fin, bias: null, label: 'linear dx' }, variant);
+  const v = variant ?? rt.kernels.choose('linear.dx', s, () => chooseLinearVariant('dx', s));
+  return gemm(rt, { m: n, n: fin, k: fout, a: dy, aStrides: [fout, 1], aSize: n * fout, b: w, bStrides: [fin, 1], bSize: fout * fin, bias: null, label: 'linear dx' }, v);
 }
 
 /** dW[out, in] = dy[n, out]ᵀ·x[n, in]. Returns a new buffer. */
 export function linearBackwardWeight(rt: Runtime, x: GPUBuffer, dy: GPUBuffer, s: LinearShape, variant?: LinearGemmVariant): GPUBuffer {
   const { n, inFeatures: fin, outFeatures: fout } = s;
   checkShape(rt, s, { 'linear input x': n * fin, 'linear gradient dy': n * fout, 'linear gradient dW': fout * fin });
-  return gemm(rt, { m: fout, n: fin, k: n, a: dy, aStrides: [1, fout], aSize: n * fout, b: x, bStrides: [fin, 1], bSize: n * fin, bias: null, label: 'linear dW' }, variant);
+  const v = variant ?? rt.kernels.choose('linear.dw', s, () => chooseLinearVariant('dw', s));
+  return gemm(rt, { m: fout, n: fin, k: n, a: dy, aStrides: [1, fout], aSize: n * fout, b: x, bStrides: [fin, 1], bSize: n * fin, bias: null, label: 'linear dW' }, v);
 }
 
 /** db[out] = Σ_n dy[n, out], rows added in order. Returns a new buffer. */

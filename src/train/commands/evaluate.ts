@@ -3,6 +3,7 @@
  */
 import { createNodeRuntime } from '../../kernels/node.ts';
 import { evaluateRun, writeReport } from '../evaluate.ts';
+import { useRunKernels } from '../kernels.ts';
 import { RunFolder } from '../run_folder.ts';
 import { choiceFlag, intFlag, parse, UsageError } from './args.ts';
 import { ensureDefaultDataset } from './default_data.ts';
@@ -49,6 +50,7 @@ export async function runEvaluate(argv: string[]): Promise<number> {
   const dir = typeof values.data === 'string' ? resolve(values.data) : (info?.data ?? (await ensureDefaultDataset(log)));
   const dataset = await loadDataset(dir, config, info?.seed ?? 0, Boolean(values['skip-bad']), log);
   const rt = await createNodeRuntime();
+  useRunKernels(rt, run, warn);
   try {
     const report = await evaluateRun(rt, run, dataset, split, { tta: Boolean(values.tta), batchSize: intFlag(values['batch-size'], 'batch-size', 16), warn, onMismatch: 'resize', log });
     await writeReport(run, report);

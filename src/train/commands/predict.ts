@@ -7,6 +7,7 @@ import { createNodeRuntime } from '../../kernels/node.ts';
 import { writeFileAtomic } from '../../nn/files.ts';
 import { decodeImage } from '../decode.ts';
 import { loadRunNetworks } from '../evaluate.ts';
+import { useRunKernels } from '../kernels.ts';
 import { renderHeatmap } from '../heatmap.ts';
 import { predictImages } from '../predict.ts';
 import { RunFolder } from '../run_folder.ts';
@@ -36,6 +37,7 @@ export async function runPredict(argv: string[]): Promise<number> {
   const config = run.readConfig();
   const warn = (m: string) => console.error(`warning: ${m}`);
   const rt = await createNodeRuntime();
+  useRunKernels(rt, run, warn);
   const { level1, level2 } = loadRunNetworks(rt, run, config);
   try {
     const files = positionals.map((p) => resolve(p));
