@@ -5,6 +5,10 @@
  *
  * Reuse inside one unsubmitted command encoder is safe: WebGPU orders dispatches in a queue as if
  * sequential. Uploads go through the encoder too (see Runtime.upload), so they stay in order.
+ *
+ * Limits: a buffer over the device's maxBufferSize, or (with a memory budget, e.g. a test's or
+ * `--gpu-memory`) one that would take the bytes held over the budget after the free buffers are
+ * given back, throws an OutOfMemoryError at once, naming the buffer.
  */
 
 /** Byte counters of a pool; `highWaterBytes` is the most ever in use at once since the last reset. */
@@ -15,14 +19,48 @@ export interface PoolStats {
   allocatedBytes: number;
   /** Buffers created so far (a loop that keeps creating them is leaking). */
   created: number;
+  /** The largest buffer acquired since the last reset of the high-water mark. */
+  largestBufferBytes: number;
+}
+
+/** What the pool refuses to create, and how it creates buffers. */
+export interface PoolLimits {
+  /** Largest buffer the device can create (its maxBufferSize). */
+  maxBufferBytes?: number;
+  /** Most bytes the pool may hold at once (in use and free). */
+  memoryBytes?: number;
+  /** Creates a buffer (the runtime watches for out-of-memory errors here). */
+  create?: (descriptor: GPUBufferDescriptor) => GPUBuffer;
+  /** Called before free buffers are destroyed to make room: submit work that may still use them. */
+  beforeTrim?: () => void;
+}
+
+/** A buffer the device cannot give: over maxBufferSize, over the memory budget, or refused by the driver. */
+export class OutOfMemoryError extends Error {
+  constructor(
+    readonly label: string,
+    readonly bytes: number,
+    /** Bytes the pool held when the buffer was asked for. */
+    readonly heldBytes: number,
+    readonly limit: 'maxBufferSize' | 'memory budget' | 'device memory',
+    readonly limitBytes: number | null,
+  ) {
+    const over = limitBytes === null ? '' : ` (${limit} ${limitBytes} bytes)`;
+    super(`out of GPU memory: buffer '${label}' of ${bytes} bytes does not fit with ${heldBytes} bytes already held${over}`);
+    this.name = 'OutOfMemoryError';
+  }
 }
 
 export class BufferPool {
   private free = new Map<string, GPUBuffer[]>();
   private sizes = new WeakMap<GPUBuffer, number>();
-  private stats: PoolStats = { inUseBytes: 0, highWaterBytes: 0, allocatedBytes: 0, created: 0 };
+  private stats: PoolStats = { inUseBytes: 0, highWaterBytes: 0, allocatedBytes: 0, created: 0, largestBufferBytes: 0 };
+  private tracked: Set<GPUBuffer> | null = null;
 
-  constructor(private readonly device: GPUDevice) {}
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly limits: PoolLimits = {},
+  ) {}
 
   /** A buffer of at least `bytes` (rounded up to 16) with exactly `usage`. */
   acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
@@ -30,13 +68,16 @@ export class BufferPool {
     const key = `${size}:${usage}`;
     let buffer = this.free.get(key)?.pop();
     if (!buffer) {
-      buffer = this.device.createBuffer({ size, usage, label });
+      this.checkLimits(size, label ?? '');
+      buffer = this.limits.create ? this.limits.create({ size, usage, label }) : this.device.createBuffer({ size, usage, label });
       this.sizes.set(buffer, size);
       this.stats.allocatedBytes += size;
       this.stats.created++;
     }
     this.stats.inUseBytes += size;
     this.stats.highWaterBytes = Math.max(this.stats.highWaterBytes, this.stats.inUseBytes);
+    this.stats.largestBufferBytes = Math.max(this.stats.largestBufferBytes, size);
+    this.tracked?.add(buffer);
     return buffer;
   }
 
@@ -50,6 +91,32 @@ export class BufferPool {
     list.push(buffer);
     this.free.set(key, list);
     this.stats.inUseBytes -= size;
+    this.tracked?.delete(buffer);
+  }
+
+  /**
+   * Records the buffers acquired from now on until `releaseTracked`, which gives back those still
+   * in use — what an aborted computation (an out-of-memory error in the middle of a step) left held.
+   */
+  startTracking(): void {
+    this.tracked = new Set();
+  }
+
+  /** Releases the tracked buffers still in use and stops tracking; returns how many there were. */
+  releaseTracked(): number {
+    const left = [...(this.tracked ?? [])];
+    this.tracked = null;
+    left.forEach((b) => this.release(b));
+    return left.length;
+  }
+
+  private checkLimits(size: number, label: string): void {
+    const { maxBufferBytes, memoryBytes } = this.limits;
+    if (maxBufferBytes !== undefined && size > maxBufferBytes) throw new OutOfMemoryError(label, size, this.stats.allocatedBytes, 'maxBufferSize', maxBufferBytes);
+    if (memoryBytes === undefined || this.stats.allocatedBytes + size <= memoryBytes) return;
+    this.limits.beforeTrim?.();
+    this.trim();
+    if (this.stats.allocatedBytes + size > memoryBytes) throw new OutOfMemoryError(label, size, this.stats.allocatedBytes, 'memory budget', memoryBytes);
   }
 
   snapshot(): PoolStats {
@@ -59,6 +126,7 @@ export class BufferPool {
   /** Starts a new high-water measurement from the bytes in use now. */
   resetHighWater(): void {
     this.stats.highWaterBytes = this.stats.inUseBytes;
+    this.stats.largestBufferBytes = 0;
   }
 
   /** Destroys every free buffer (buffers in use are untouched). */

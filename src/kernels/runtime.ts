@@ -6,7 +6,8 @@
  * Platform-neutral: Node (Dawn) and the browser build a Runtime through device.ts.
  */
 import type { KernelSpec } from './kernel.ts';
-import { BufferPool, roundUp, type PoolStats } from './pool.ts';
+import { KernelChoices } from './kernel_choices.ts';
+import { BufferPool, OutOfMemoryError, roundUp, type PoolStats } from './pool.ts';
 
 /** A storage binding: a whole buffer, or a byte range of one (offset a multiple of 256). */
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size: number };
@@ -33,6 +34,10 @@ export interface RuntimeOptions {
    * device's real limit). Tests use it to exercise the over-the-limit paths on small tensors.
    */
   maxBindingBytes?: number;
+  /** A budget for the buffer pool in bytes (`--gpu-memory`, tests): a buffer over it throws an OutOfMemoryError. */
+  maxMemoryBytes?: number;
+  /** The kernel-version table to use (shared with another runtime on the same adapter); default a new, empty one. */
+  kernels?: KernelChoices;
 }
 
 /** Thrown when a tensor cannot be bound in one piece and the op cannot split it. */
@@ -43,6 +48,14 @@ export class BindingLimitError extends Error {
         `of ${formatBytes(limit)} (${limit} bytes); use a smaller batch`,
     );
     this.name = 'BindingLimitError';
+  }
+}
+
+/** The GPU device was lost (driver reset, device destroyed, GPU removed); nothing more can run on it. */
+export class DeviceLostError extends Error {
+  constructor(readonly reason: string) {
+    super(`the GPU device was lost (${reason})`);
+    this.name = 'DeviceLostError';
   }
 }
 
@@ -63,7 +76,11 @@ export class Runtime {
   /** Largest byte size of one storage binding (the device limit, or the test override). */
   readonly maxBindingBytes: number;
   readonly maxWorkgroupsPerDimension: number;
+  /** The pool's memory budget in bytes (RuntimeOptions.maxMemoryBytes), null when only the device limits it. */
+  readonly maxMemoryBytes: number | null;
   readonly counters = { dispatches: 0, submits: 0, pipelines: 0, uploads: 0, readbacks: 0 };
+  /** Which version each multi-version kernel runs per shape (kernel_choices.ts); empty = heuristic. */
+  readonly kernels: KernelChoices;
 
   private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
   private encoder: GPUCommandEncoder | null = null;
@@ -83,7 +100,14 @@ export class Runtime {
     private readonly shaders: Readonly<Record<string, string>>,
     options: RuntimeOptions = {},
   ) {
-    this.pool = new BufferPool(device);
+    this.maxMemoryBytes = options.maxMemoryBytes ?? null;
+    this.pool = new BufferPool(device, {
+      maxBufferBytes: device.limits.maxBufferSize,
+      memoryBytes: options.maxMemoryBytes,
+      create: (descriptor) => this.createWatchedBuffer(descriptor),
+      beforeTrim: () => this.flush(),
+    });
+    this.kernels = options.kernels ?? new KernelChoices();
     const deviceLimit = device.limits.maxStorageBufferBindingSize;
     this.maxBindingBytes = Math.min(deviceLimit, options.maxBindingBytes ?? deviceLimit);
     this.maxWorkgroupsPerDimension = device.limits.maxComputeWorkgroupsPerDimension;
@@ -147,7 +171,10 @@ export class Runtime {
     this.flush();
     this.counters.readbacks++;
     try {
-      await staging.mapAsync(0x0001 /* READ */);
+      await staging.mapAsync(0x0001 /* READ */).catch(async (e: unknown) => {
+        await this.throwIfLost();
+        throw e;
+      });
       await this.throwIfFailed();
       return staging.getMappedRange().slice(0, bytes);
     } finally {
@@ -271,11 +298,31 @@ export class Runtime {
     const checks = this.pendingChecks;
     this.pendingChecks = [];
     await Promise.all(checks);
-    if (this.lostReason) throw new Error(`GPU device lost (${this.lostReason})`);
+    if (this.lostReason) throw new DeviceLostError(this.lostReason);
     const failures = this.failures.splice(0);
     // A shader error explains the validation errors that follow from it: report it first.
     const first = failures.find((e) => e instanceof ShaderError) ?? failures[0];
     if (first) throw first;
+  }
+
+  /** After a failed map: waits briefly for `device.lost` and throws a DeviceLostError if it fired. */
+  private async throwIfLost(): Promise<void> {
+    await Promise.race([this.device.lost, new Promise((resolve) => setTimeout(resolve, 1000))]);
+    await Promise.resolve();
+    if (this.lostReason) throw new DeviceLostError(this.lostReason);
+  }
+
+  /** A pool buffer, with the driver's out-of-memory error (reported later) turned into an OutOfMemoryError. */
+  private createWatchedBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    this.device.pushErrorScope('out-of-memory');
+    const buffer = this.device.createBuffer(descriptor);
+    const held = this.pool.snapshot().allocatedBytes;
+    this.pendingChecks.push(
+      this.device.popErrorScope().then((error) => {
+        if (error) this.failures.unshift(new OutOfMemoryError(descriptor.label ?? '', descriptor.size, held, 'device memory', null));
+      }),
+    );
+    return buffer;
   }
 
   private getPipeline(kernel: Readonly<KernelSpec>): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {

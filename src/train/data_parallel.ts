@@ -13,7 +13,8 @@ import { logSoftmaxNllLoss } from '../nn/ops.ts';
 import { Adam } from '../nn/optim.ts';
 import { Tape } from '../nn/tape.ts';
 import { Parameter, Tensor } from '../nn/tensor.ts';
-import { NonFiniteLossError, rows, trainStep, type StepResult } from './step.ts';
+import { BufferSnapshot, gradientFlags, NonFiniteError, nonFiniteReport, withGradients, type NonFinitePolicy } from './guard.ts';
+import { rows, trainStep, type StepResult } from './step.ts';
 import { argmax } from './metrics.ts';
 
 /** Row ranges [start, end) of `n` rows split over `parts` as evenly as possible. */
@@ -74,13 +75,21 @@ export class Replicated {
    * One optimisation step on a batch held on device 0. With one device this is `trainStep`;
    * with several, the batch is read back once and uploaded to each device in shards.
    */
-  async step(x: Tensor, labels: GPUBuffer, labelsCpu: Uint32Array, seed: number, where: string): Promise<StepResult> {
-    if (this.replicas.length === 1) return trainStep(this.net, this.adam, x, labels, labelsCpu, seed, where);
+  async step(x: Tensor, labels: GPUBuffer, labelsCpu: Uint32Array, seed: number, where: string, onNonFinite: NonFinitePolicy = 'stop'): Promise<StepResult> {
+    if (this.replicas.length === 1) return trainStep(this.net, this.adam, x, labels, labelsCpu, seed, where, onNonFinite);
+    const rt = this.runtimes[0] as Runtime;
+    const snapshot = onNonFinite === 'skip' ? new BufferSnapshot(rt, this.net) : null;
     const result = await this.computeGradients(x, labelsCpu, seed);
-    if (!Number.isFinite(result.loss)) throw new NonFiniteLossError(where);
-    this.adams.forEach((a) => a.update());
+    const params = withGradients(this.net);
+    const flags = gradientFlags(rt, params);
+    const bad = nonFiniteReport(result.loss, await rt.readU32(flags, params.length), params);
+    rt.release(flags);
+    if (bad && !snapshot) throw new NonFiniteError(`${where} (optimizer step ${this.adam.step + 1})`, bad);
+    if (bad) snapshot?.restore();
+    else this.adams.forEach((a) => a.update());
+    snapshot?.release();
     await this.syncBatchNormStats();
-    return result;
+    return bad ? { ...result, correct: 0, skipped: bad } : result;
   }
 
   /**

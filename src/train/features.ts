@@ -5,7 +5,7 @@
  * Level-1 weights, config and image list by a SHA-256 (a stale cache is rebuilt, never reused).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Runtime } from '../kernels/runtime.ts';
 import { derivedSizes, type ModelConfig } from '../nn/config.ts';
@@ -104,6 +104,7 @@ export async function cachedFeatures(
     unlinkSync(tmp);
     throw e;
   }
+  fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, dataPath);
   const meta = { labels, itemSize, files: images.map((i) => i.path) };

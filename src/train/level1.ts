@@ -2,9 +2,12 @@
  * Level 1: the patch network trained on every patch of every training image (patch.size at
  * patch.stride), label = the image's label, with the original's augmentation. Adam, NLL, optional
  * StepLR, a log line every `logInterval` batches, validation and an atomic checkpoint after every
- * epoch. Resumes from the newest valid checkpoint; the batch order and dropout seeds are pure
- * functions of (seed, epoch, step), so a resumed run ends with the same weights.
+ * epoch (and every `checkpointEvery` batches inside one). Resumes from the newest valid checkpoint,
+ * inside an epoch too: the batch order, augmentation and dropout seeds are pure functions of
+ * (seed, epoch, step), so the loader skips the batches already trained and a resumed run ends
+ * with the same weights. Before training, one step checks that the batch fits on the GPU (memory.ts).
  */
+import { OutOfMemoryError } from '../kernels/pool.ts';
 import type { Runtime } from '../kernels/runtime.ts';
 import type { ModelConfig } from '../nn/config.ts';
 import { writeFileAtomic } from '../nn/files.ts';
@@ -14,6 +17,9 @@ import { weightsToSafetensors } from '../nn/weights.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import type { DatasetImage } from './dataset.ts';
 import { Replicated } from './data_parallel.ts';
+import { checkpointDue, EpochTally, skipRecord, withCheckpointNote } from './epoch_loop.ts';
+import { describeNonFinite, skipLimit, type NonFinitePolicy } from './guard.ts';
+import { checkBatchFits, imageBytes, outOfMemoryAdvice, type StepMemory } from './memory.ts';
 import { PatchBatches } from './loader.ts';
 import { EpochProgress } from './progress.ts';
 import type { RunFolder } from './run_folder.ts';
@@ -31,6 +37,12 @@ export interface LevelOptions {
   quiet: boolean;
   warn: (message: string) => void;
   onMismatch: 'resize' | 'refuse';
+  /** Also checkpoint every N batches inside an epoch (0: at epoch ends only). */
+  checkpointEvery: number;
+  /** A NaN or Inf in a step's loss or gradients: stop training (default) or skip the batch. */
+  onNonFinite: NonFinitePolicy;
+  /** Skipped batches allowed per epoch when skipping (null: 1% of the epoch's batches, at least 1). */
+  maxSkips: number | null;
 }
 
 export interface EpochSummary {
@@ -46,6 +58,16 @@ export function stepSeed(seed: number, epoch: number, step: number): number {
   let h = (seed ^ Math.imul(epoch + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77)) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
   return (h ^ (h >>> 15)) >>> 0;
+}
+
+/** What the batch-size check of Level 1 runs: the patch network on [n, 3, p, p]. */
+export function patchProbe(config: ModelConfig) {
+  return { level: 'level 1', build: (r: Runtime) => buildPatchNetwork(r, config, 0), sampleShape: [3, config.patch.size, config.patch.size], unit: 'patch', units: 'patches', extraBytes: imageBytes(16, config.imageSize) };
+}
+
+/** Batch rows each device trains on. */
+export function shardSize(batchSize: number, devices: number): number {
+  return Math.ceil(batchSize / devices);
 }
 
 function add(total: StepResult, r: StepResult): void {
@@ -76,53 +98,79 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
   const model = new Replicated(rts, rts.map((r) => buildPatchNetwork(r, config, o.seed)), o.lr);
   const { net, adam } = model;
   let startEpoch = 0;
+  let startBatch = 0;
+  let savedTally: unknown;
   if (o.resume) {
     const state = loadLatestCheckpoint(run.checkpoints, 'level1', net, adam, o.warn);
     if (state) {
       await model.broadcast();
       startEpoch = state.epoch;
-      if (!o.quiet) console.log(`level 1: resuming after epoch ${state.epoch} (optimizer step ${state.optimizerStep})`);
+      startBatch = state.batch ?? 0;
+      savedTally = state.extra.tally;
+      if (!o.quiet) console.log(`level 1: resuming after epoch ${state.epoch}${startBatch ? ` and ${startBatch} batches of epoch ${state.epoch + 1}` : ''} (optimizer step ${state.optimizerStep})`);
     }
   }
   const summaries: EpochSummary[] = [];
-  for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-    model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
-    model.train();
-    const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch });
-    const progress = new EpochProgress(`level 1 epoch ${epoch + 1}/${o.epochs}`, batches.batchesPerEpoch, 'patches', o.quiet);
-    const total: StepResult = { loss: 0, correct: 0, count: 0 };
-    const window: StepResult = { loss: 0, correct: 0, count: 0 };
-    let step = 0;
-    for await (const batch of batches) {
-      const r = await model.step(batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed, epoch, step), `level 1 epoch ${epoch + 1} batch ${step + 1}`);
-      batch.x.release();
-      rt.release(batch.labels);
-      add(total, r);
-      add(window, r);
-      step++;
-      progress.update(step, r.count, { loss: total.loss / total.count, accuracy: total.correct / total.count });
-      if (step % o.logInterval === 0) {
-        const record = { level: 1, epoch: epoch + 1, batch: step, loss: window.loss / window.count, accuracy: window.correct / window.count, lr: adam.lr };
-        run.logMetric(record);
-        progress.log(`level 1 epoch ${epoch + 1} batch ${step}: loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(1)}%`);
-        Object.assign(window, { loss: 0, correct: 0, count: 0 });
+  let measured: StepMemory | null = null;
+  const heldBefore = rt.poolStats().inUseBytes;
+  if (startEpoch < o.epochs) measured = await checkBatchFits(rt, patchProbe(config), shardSize(o.batchSize, rts.length));
+  let where = 'level 1';
+  try {
+    for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+      const first = epoch === startEpoch ? startBatch : 0;
+      model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
+      model.train();
+      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first });
+      const progress = new EpochProgress(`level 1 epoch ${epoch + 1}/${o.epochs}`, batches.batchesPerEpoch, 'patches', o.quiet);
+      const limit = skipLimit(batches.batchesPerEpoch, o.maxSkips);
+      const tally = first > 0 ? EpochTally.restore(limit, savedTally) : new EpochTally(limit);
+      let step = first;
+      for await (const batch of batches) {
+        where = `level 1 epoch ${epoch + 1} batch ${step + 1}`;
+        const r = await model.step(batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed, epoch, step), where, o.onNonFinite);
+        batch.x.release();
+        rt.release(batch.labels);
+        step++;
+        const skipped = tally.add(r, where);
+        if (skipped) {
+          run.logMetric(skipRecord(1, epoch + 1, step, skipped, tally));
+          o.warn(`${where}: skipped (${tally.skipped} this epoch, at most ${limit}): ${describeNonFinite(skipped)}`);
+        }
+        const { total, window } = tally;
+        progress.update(step, r.count, { loss: total.loss / total.count, accuracy: total.correct / total.count });
+        if (step % o.logInterval === 0) {
+          const record = { level: 1, epoch: epoch + 1, batch: step, loss: window.loss / window.count, accuracy: window.correct / window.count, lr: adam.lr };
+          run.logMetric(record);
+          progress.log(`level 1 epoch ${epoch + 1} batch ${step}: loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(1)}%`);
+          tally.resetWindow();
+        }
+        if (checkpointDue(step, o.checkpointEvery, batches.batchesPerEpoch)) {
+          where = `a checkpoint after ${where}`;
+          await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch, batch: step, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { tally: tally.toJSON() } }, config);
+        }
       }
+      progress.stop();
+      where = `level 1 epoch ${epoch + 1} validation`;
+      const v = await evaluatePatches(rt, net, val, config, o);
+      const { total } = tally;
+      const summary: EpochSummary = {
+        epoch: epoch + 1,
+        trainLoss: total.loss / total.count,
+        trainAccuracy: total.correct / total.count,
+        valLoss: v.loss,
+        valAccuracy: v.correct / v.count,
+      };
+      summaries.push(summary);
+      run.logMetric({ level: 1, kind: 'epoch', ...summary, lr: adam.lr, skipped: tally.skipped });
+      if (!o.quiet) {
+        console.log(`level 1 epoch ${summary.epoch}: train loss ${summary.trainLoss.toFixed(4)} acc ${(100 * summary.trainAccuracy).toFixed(1)}% | validation loss ${summary.valLoss.toFixed(4)} acc ${(100 * summary.valAccuracy).toFixed(1)}%${tally.skipped ? ` | ${tally.skipped} batches skipped` : ''}`);
+      }
+      where = `the checkpoint of level 1 epoch ${epoch + 1}`;
+      await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary, skipped: tally.skipped } }, config);
     }
-    progress.stop();
-    const v = await evaluatePatches(rt, net, val, config, o);
-    const summary: EpochSummary = {
-      epoch: epoch + 1,
-      trainLoss: total.loss / total.count,
-      trainAccuracy: total.correct / total.count,
-      valLoss: v.loss,
-      valAccuracy: v.correct / v.count,
-    };
-    summaries.push(summary);
-    run.logMetric({ level: 1, kind: 'epoch', ...summary, lr: adam.lr });
-    if (!o.quiet) {
-      console.log(`level 1 epoch ${summary.epoch}: train loss ${summary.trainLoss.toFixed(4)} acc ${(100 * summary.trainAccuracy).toFixed(1)}% | validation loss ${summary.valLoss.toFixed(4)} acc ${(100 * summary.valAccuracy).toFixed(1)}%`);
-    }
-    await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary } }, config);
+  } catch (e) {
+    if (e instanceof OutOfMemoryError) e.message += outOfMemoryAdvice(e, measured, heldBefore);
+    throw withCheckpointNote(e, run.checkpoints, 'level1', where);
   }
   writeFileAtomic(run.level1Weights, await weightsToSafetensors(net, { config: JSON.stringify(config), level: 'level1' }));
   model.destroy();

@@ -1,10 +1,11 @@
 /**
  * Level 2: the image network trained on cached Level-1 feature maps (no back-propagation into
- * Level 1). Adam, NLL, dropout; a checkpoint after every epoch for resume, and the best-validation
- * weights kept as level2.safetensors.
+ * Level 1). Adam, NLL, dropout; a checkpoint after every epoch (and every `checkpointEvery` batches
+ * inside one) for resume, and the best-validation weights kept as level2.safetensors.
  */
+import { OutOfMemoryError } from '../kernels/pool.ts';
 import type { Runtime } from '../kernels/runtime.ts';
-import type { ModelConfig } from '../nn/config.ts';
+import { derivedSizes, type ModelConfig } from '../nn/config.ts';
 import { writeFileAtomic } from '../nn/files.ts';
 import { buildImageNetwork, type TwoPartNetwork } from '../nn/networks.ts';
 import { stepLr } from '../nn/optim.ts';
@@ -12,8 +13,11 @@ import { Rng } from '../nn/random.ts';
 import { weightsToSafetensors } from '../nn/weights.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { Replicated } from './data_parallel.ts';
+import { checkpointDue, EpochTally, skipRecord, withCheckpointNote } from './epoch_loop.ts';
 import { featureBatch, type FeatureSplit } from './features.ts';
-import { stepSeed, type EpochSummary, type LevelOptions } from './level1.ts';
+import { describeNonFinite, skipLimit } from './guard.ts';
+import { shardSize, stepSeed, type EpochSummary, type LevelOptions } from './level1.ts';
+import { checkBatchFits, outOfMemoryAdvice, type StepMemory } from './memory.ts';
 import { EpochProgress } from './progress.ts';
 import type { RunFolder } from './run_folder.ts';
 import { predictBatch, scoreLogp, type StepResult } from './step.ts';
@@ -25,6 +29,12 @@ export function indexBatches(n: number, batchSize: number, seed: number, epoch: 
   const out: number[][] = [];
   for (let i = 0; i < n; i += batchSize) out.push(order.slice(i, i + batchSize));
   return out;
+}
+
+/** What the batch-size check of Level 2 runs: the image network on [n, K, m, m]. */
+export function imageProbe(config: ModelConfig) {
+  const { level2Patches, featureMapSize } = derivedSizes(config);
+  return { level: 'level 2', build: (r: Runtime) => buildImageNetwork(r, config, 0), sampleShape: [level2Patches, featureMapSize, featureMapSize], unit: 'image', units: 'images', extraBytes: 0 };
 }
 
 /** Eval-mode loss/accuracy and per-image log-probabilities of a feature split. */
@@ -56,6 +66,8 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
   const model = new Replicated(rts, rts.map((r) => buildImageNetwork(r, config, o.seed + 1)), o.lr);
   const { net, adam } = model;
   let startEpoch = 0;
+  let startBatch = 0;
+  let savedTally: unknown;
   let best: EpochSummary | null = null;
   if (o.resume) {
     const sameLevel1 = (state: { extra: Record<string, unknown> }, path: string) => {
@@ -67,44 +79,68 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
     if (state) {
       await model.broadcast();
       startEpoch = state.epoch;
+      startBatch = state.batch ?? 0;
+      savedTally = state.extra.tally;
       best = (state.extra.best as EpochSummary | undefined) ?? null;
-      if (!o.quiet) console.log(`level 2: resuming after epoch ${state.epoch}`);
+      if (!o.quiet) console.log(`level 2: resuming after epoch ${state.epoch}${startBatch ? ` and ${startBatch} batches of epoch ${state.epoch + 1}` : ''}`);
     }
   }
   const summaries: EpochSummary[] = [];
-  for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-    model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
-    const batches = indexBatches(train.count, o.batchSize, o.seed, epoch, true);
-    const progress = new EpochProgress(`level 2 epoch ${epoch + 1}/${o.epochs}`, batches.length, 'images', o.quiet);
-    const total: StepResult = { loss: 0, correct: 0, count: 0 };
-    model.train();
-    for (const [step, indices] of batches.entries()) {
-      const batch = featureBatch(rt, train, indices, config);
-      const r = await model.step(batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed + 1, epoch, step), `level 2 epoch ${epoch + 1} batch ${step + 1}`);
-      batch.x.release();
-      rt.release(batch.labels);
-      total.loss += r.loss * r.count;
-      total.correct += r.correct;
-      total.count += r.count;
-      progress.update(step + 1, r.count, { loss: total.loss / total.count, accuracy: total.correct / total.count });
-      if ((step + 1) % o.logInterval === 0) run.logMetric({ level: 2, epoch: epoch + 1, batch: step + 1, loss: total.loss / total.count, accuracy: total.correct / total.count, lr: adam.lr });
+  let measured: StepMemory | null = null;
+  const heldBefore = rt.poolStats().inUseBytes;
+  if (startEpoch < o.epochs) measured = await checkBatchFits(rt, imageProbe(config), shardSize(o.batchSize, rts.length));
+  let where = 'level 2';
+  try {
+    for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+      const first = epoch === startEpoch ? startBatch : 0;
+      model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
+      const batches = indexBatches(train.count, o.batchSize, o.seed, epoch, true);
+      const progress = new EpochProgress(`level 2 epoch ${epoch + 1}/${o.epochs}`, batches.length, 'images', o.quiet);
+      const limit = skipLimit(batches.length, o.maxSkips);
+      const tally = first > 0 ? EpochTally.restore(limit, savedTally) : new EpochTally(limit);
+      model.train();
+      for (let step = first; step < batches.length; step++) {
+        where = `level 2 epoch ${epoch + 1} batch ${step + 1}`;
+        const batch = featureBatch(rt, train, batches[step] as number[], config);
+        const r = await model.step(batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed + 1, epoch, step), where, o.onNonFinite);
+        batch.x.release();
+        rt.release(batch.labels);
+        const skipped = tally.add(r, where);
+        if (skipped) {
+          run.logMetric(skipRecord(2, epoch + 1, step + 1, skipped, tally));
+          o.warn(`${where}: skipped (${tally.skipped} this epoch, at most ${limit}): ${describeNonFinite(skipped)}`);
+        }
+        const { total } = tally;
+        progress.update(step + 1, r.count, { loss: total.loss / total.count, accuracy: total.correct / total.count });
+        if ((step + 1) % o.logInterval === 0) run.logMetric({ level: 2, epoch: epoch + 1, batch: step + 1, loss: total.loss / total.count, accuracy: total.correct / total.count, lr: adam.lr });
+        if (checkpointDue(step + 1, o.checkpointEvery, batches.length)) {
+          where = `a checkpoint after ${where}`;
+          await saveCheckpoint(run.checkpoints, 'level2', net, adam, { epoch, batch: step + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { tally: tally.toJSON(), best, level1: level1Hash } }, config);
+        }
+      }
+      progress.stop();
+      where = `level 2 epoch ${epoch + 1} validation`;
+      const v = await evaluateImages(rt, net, val, config, o.batchSize);
+      const { total } = tally;
+      const summary: EpochSummary = { epoch: epoch + 1, trainLoss: total.loss / total.count, trainAccuracy: total.correct / total.count, valLoss: v.loss, valAccuracy: v.correct / v.count };
+      summaries.push(summary);
+      run.logMetric({ level: 2, kind: 'epoch', ...summary, lr: adam.lr, skipped: tally.skipped });
+      const improved = !best || summary.valAccuracy > best.valAccuracy || (summary.valAccuracy === best.valAccuracy && summary.valLoss < best.valLoss);
+      if (improved) {
+        best = summary;
+        writeFileAtomic(run.level2Weights, await weightsToSafetensors(net, { config: JSON.stringify(config), level: 'level2', epoch: String(summary.epoch) }));
+      }
+      if (!o.quiet) {
+        console.log(
+          `level 2 epoch ${summary.epoch}: train loss ${summary.trainLoss.toFixed(4)} acc ${(100 * summary.trainAccuracy).toFixed(1)}% | validation loss ${summary.valLoss.toFixed(4)} acc ${(100 * summary.valAccuracy).toFixed(1)}%${tally.skipped ? ` | ${tally.skipped} batches skipped` : ''}${improved ? ' (best so far, saved)' : ''}`,
+        );
+      }
+      where = `the checkpoint of level 2 epoch ${epoch + 1}`;
+      await saveCheckpoint(run.checkpoints, 'level2', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary, skipped: tally.skipped, best, level1: level1Hash } }, config);
     }
-    progress.stop();
-    const v = await evaluateImages(rt, net, val, config, o.batchSize);
-    const summary: EpochSummary = { epoch: epoch + 1, trainLoss: total.loss / total.count, trainAccuracy: total.correct / total.count, valLoss: v.loss, valAccuracy: v.correct / v.count };
-    summaries.push(summary);
-    run.logMetric({ level: 2, kind: 'epoch', ...summary, lr: adam.lr });
-    const improved = !best || summary.valAccuracy > best.valAccuracy || (summary.valAccuracy === best.valAccuracy && summary.valLoss < best.valLoss);
-    if (improved) {
-      best = summary;
-      writeFileAtomic(run.level2Weights, await weightsToSafetensors(net, { config: JSON.stringify(config), level: 'level2', epoch: String(summary.epoch) }));
-    }
-    if (!o.quiet) {
-      console.log(
-        `level 2 epoch ${summary.epoch}: train loss ${summary.trainLoss.toFixed(4)} acc ${(100 * summary.trainAccuracy).toFixed(1)}% | validation loss ${summary.valLoss.toFixed(4)} acc ${(100 * summary.valAccuracy).toFixed(1)}%${improved ? ' (best so far, saved)' : ''}`,
-      );
-    }
-    await saveCheckpoint(run.checkpoints, 'level2', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary, best, level1: level1Hash } }, config);
+  } catch (e) {
+    if (e instanceof OutOfMemoryError) e.message += outOfMemoryAdvice(e, measured, heldBefore);
+    throw withCheckpointNote(e, run.checkpoints, 'level2', where);
   }
   model.destroy();
   return { net, epochs: summaries, best };

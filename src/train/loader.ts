@@ -41,6 +41,12 @@ export interface PatchBatchOptions extends DecodeSettings {
   groupImages?: number;
   /** Images decoded ahead of the one being uploaded (default groupImages). */
   prefetch?: number;
+  /**
+   * Batches of the epoch to leave out at its start (resuming inside an epoch, default 0): the
+   * batches that follow are the same as without it, and images none of whose patches are needed
+   * are not decoded.
+   */
+  startBatch?: number;
 }
 
 export interface PatchBatch {
@@ -171,28 +177,40 @@ export class PatchBatches implements AsyncIterable<PatchBatch> {
     positiveInteger('groupImages', this.groupImages);
     this.prefetch = options.prefetch ?? this.groupImages;
     if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new RangeError(`loader: prefetch must be a non-negative integer, got ${this.prefetch}`);
+    const startBatch = options.startBatch ?? 0;
+    if (!Number.isInteger(startBatch) || startBatch < 0) throw new RangeError(`loader: startBatch must be a non-negative integer, got ${startBatch}`);
     this.patch = { size: config.patch.size, stride: config.patch.stride };
     this.patchesPerImage = patchGrid({ width: config.imageSize, height: config.imageSize }, this.patch).count;
     this.batchesPerEpoch = Math.ceil((images.length * this.patchesPerImage) / options.batchSize);
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<PatchBatch> {
-    const { seed, epoch, batchSize, shuffle = true } = this.options;
+    const { seed, epoch, batchSize, shuffle = true, startBatch = 0 } = this.options;
     const order = Array.from(this.images, (_, i) => i);
     if (shuffle) new Rng(mixSeed(seed, epoch, 1)).shuffle(order);
-    const decoder = new DecodeAhead(order.map((i) => (this.images[i] as DatasetImage).path), decoderFor(this.config, this.options), this.prefetch, this.stats);
+    // Whole windows before the first batch wanted are never loaded; the rest of the skip is cut below.
+    let skip = startBatch * batchSize;
+    const skippedWindows = Math.min(Math.floor(skip / (this.groupImages * this.patchesPerImage)), Math.floor(order.length / this.groupImages));
+    skip -= skippedWindows * this.groupImages * this.patchesPerImage;
+    let loaded = skippedWindows * this.groupImages;
+    const decoder = new DecodeAhead(order.slice(loaded).map((i) => (this.images[i] as DatasetImage).path), decoderFor(this.config, this.options), this.prefetch, this.stats);
     const resident = new Set<ResidentImage>();
     let queue: PatchRef[] = [];
     let head = 0;
-    let loaded = 0;
     try {
-      for (let window = 0; ; ) {
-        while (queue.length - head < batchSize && loaded < order.length) {
+      for (let window = skippedWindows; ; ) {
+        while (queue.length - head < batchSize + skip && loaded < order.length) {
           queue = queue.slice(head);
           head = 0;
           const count = Math.min(this.groupImages, order.length - loaded);
           queue.push(...(await this.loadWindow(order.slice(loaded, loaded + count), window++, decoder, resident)));
           loaded += count;
+        }
+        if (skip > 0) {
+          const dropped = queue.slice(head, head + skip);
+          head += dropped.length;
+          skip = 0;
+          for (const ref of dropped) if (--ref.image.remaining === 0) this.releaseImage(ref.image, resident);
         }
         if (head >= queue.length) break;
         const take = queue.slice(head, head + batchSize);

@@ -5,7 +5,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateConfig, type ModelConfig } from '../nn/config.ts';
-import { writeFileAtomic } from '../nn/files.ts';
+import { removeStaleTempFiles, writeFileAtomic } from '../nn/files.ts';
 
 export interface TrainInfo {
   data: string;
@@ -45,9 +45,11 @@ export class RunFolder {
     return join(this.dir, 'train.json');
   }
 
-  create(): void {
+  /** Makes the folders; deletes temporary files of writes a killed process left (returns their paths). */
+  create(): string[] {
     mkdirSync(this.checkpoints, { recursive: true });
     mkdirSync(this.cache, { recursive: true });
+    return [this.dir, this.checkpoints, this.cache].flatMap((d) => removeStaleTempFiles(d).map((name) => join(d, name)));
   }
 
   writeConfig(config: ModelConfig): void {

@@ -1,19 +1,22 @@
 /**
  * One optimisation step and one evaluation pass, shared by both levels: forward under a tape,
- * log_softmax + NLL, backward, Adam. The step reads back only the loss and log-probabilities of
- * its batch (a few hundred bytes) for the progress line and running accuracy.
+ * log_softmax + NLL, backward, the non-finite guard (guard.ts), Adam. The step reads back only the
+ * loss and log-probabilities of its batch and one flag word per parameter (a few hundred bytes).
  */
 import type { TwoPartNetwork } from '../nn/networks.ts';
 import { logSoftmax, logSoftmaxNllLoss } from '../nn/ops.ts';
 import type { Adam } from '../nn/optim.ts';
 import { Tape } from '../nn/tape.ts';
 import type { Tensor } from '../nn/tensor.ts';
+import { BufferSnapshot, gradientFlags, NonFiniteError, nonFiniteReport, withGradients, type NonFinitePolicy, type NonFiniteReport } from './guard.ts';
 import { argmax } from './metrics.ts';
 
 export interface StepResult {
   loss: number;
   correct: number;
   count: number;
+  /** Set when the batch was skipped for a NaN or Inf (policy 'skip'): no update was applied. */
+  skipped?: NonFiniteReport;
 }
 
 /** Rows of a [n, classes] array. */
@@ -25,30 +28,39 @@ function countCorrect(logp: Float32Array, labels: ArrayLike<number>, classes: nu
   return rows(logp, classes).reduce((n, row, i) => n + (argmax(row) === labels[i] ? 1 : 0), 0);
 }
 
-/** Checks a step's loss: NaN or Inf stops training with the step named. */
-export class NonFiniteLossError extends Error {
-  constructor(where: string) {
-    super(`${where}: the loss is NaN or Inf (learning rate too high, or bad input); the last good checkpoint is kept`);
-    this.name = 'NonFiniteLossError';
-  }
-}
-
-/** Forward, backward and Adam on one batch. `seed` drives this step's dropout masks. */
-export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labels: GPUBuffer, labelsCpu: ArrayLike<number>, seed: number, where: string): Promise<StepResult> {
+/**
+ * Forward, backward and Adam on one batch. `seed` drives this step's dropout masks. A NaN or Inf in
+ * the loss or a gradient throws a NonFiniteError (policy 'stop') or skips the batch ('skip'); either
+ * way Adam does not step and, when skipping, the BatchNorm running statistics are put back.
+ */
+export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labels: GPUBuffer, labelsCpu: ArrayLike<number>, seed: number, where: string, onNonFinite: NonFinitePolicy = 'stop'): Promise<StepResult> {
   adam.zeroGrad();
+  const snapshot = onNonFinite === 'skip' ? new BufferSnapshot(x.rt, net) : null;
   const tape = new Tape();
   const logits = net.forward(x, { tape, seed });
   const { logp, loss } = logSoftmaxNllLoss(logits, labels, tape);
   logits.release();
   tape.backward(loss);
-  const [lossValue, logpValues] = await Promise.all([loss.read(), logp.read()]);
+  const params = withGradients(net);
+  const flags = gradientFlags(x.rt, params);
+  const [lossValue, logpValues, flagValues] = await Promise.all([loss.read(), logp.read(), x.rt.readU32(flags, params.length)]);
   loss.release();
   logp.release();
+  x.rt.release(flags);
   const value = lossValue[0] as number;
-  if (!Number.isFinite(value)) throw new NonFiniteLossError(where);
+  const count = labelsCpu.length;
+  const bad = nonFiniteReport(value, flagValues, params);
+  if (bad) {
+    if (!snapshot) throw new NonFiniteError(`${where} (optimizer step ${adam.step + 1})`, bad);
+    snapshot.restore();
+    snapshot.release();
+    adam.zeroGrad();
+    return { loss: value, correct: 0, count, skipped: bad };
+  }
+  snapshot?.release();
   adam.update();
-  const classes = logpValues.length / labelsCpu.length;
-  return { loss: value, correct: countCorrect(logpValues, labelsCpu, classes), count: labelsCpu.length };
+  const classes = logpValues.length / count;
+  return { loss: value, correct: countCorrect(logpValues, labelsCpu, classes), count };
 }
 
 /** Eval-mode log-probabilities of a batch (no tape), read back as rows. */

@@ -1,6 +1,7 @@
 /**
  * Data parallelism: on the same batch, two devices give the gradients of one (BatchNorm in eval
- * mode, dropout off), and a two-device run trains end to end with its replicas kept identical.
+ * mode, dropout off), a two-device run trains end to end with its replicas kept identical, and a
+ * NaN in one shard stops or skips the step on every replica.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNodeRuntime } from '../../src/kernels/node.ts';
@@ -80,6 +81,36 @@ describe('data parallelism over devices', () => {
       else expect(s1![i]!.get!()).toBe(e.get!());
     }
     expect(losses.every(Number.isFinite)).toBe(true);
+    a.release(t);
+    pair.destroy();
+    pair.net.destroy();
+  });
+
+  it('a NaN in a shard: skipped with every replica as before, or stops the step', async () => {
+    const a = await gpu();
+    second ??= await createNodeRuntime();
+    const pair = new Replicated([a, second], [buildPatchNetwork(a, TINY_CONFIG, 4), buildPatchNetwork(second, TINY_CONFIG, 4)], 1e-3);
+    pair.train();
+    const n = 4;
+    const labels = Uint32Array.from({ length: n }, (_, i) => i % 4);
+    const t = a.upload(labels);
+    const data = randomArray(n * 3 * size * size, 5, 0, 1);
+    data[data.length - 1] = NaN; // in the second device's shard
+    const x = Tensor.fromArray(a, data, [n, 3, size, size]);
+    const before = await Promise.all(pair.replicas.map(async (r) => Promise.all(r.state().map((e) => e.tensor?.read() ?? e.get!()))));
+    const r = await pair.step(x, t, labels, 0, 'step 1', 'skip');
+    expect(r.skipped?.parameters.length).toBeGreaterThan(0);
+    expect(pair.adams.map((adam) => adam.step)).toEqual([0, 0]);
+    for (const [k, replica] of pair.replicas.entries()) {
+      for (const [i, e] of replica.state().entries()) {
+        const was = before[k]![i]!;
+        if (e.tensor) expectBitwiseEqual(await e.tensor.read(), was as Float32Array, `replica ${k} ${e.name}`);
+        else expect(e.get!()).toBe(was);
+      }
+    }
+    await expect(pair.step(x, t, labels, 0, 'step 1')).rejects.toThrow(/^step 1 \(optimizer step 1\): the loss is NaN; /);
+    for (const [i, p] of pair.net.parameters().entries()) expectBitwiseEqual(await p.read(), before[0]![pair.net.state().findIndex((e) => e.name === p.name)] as Float32Array, `${p.name} after stopping (${i})`);
+    x.release();
     a.release(t);
     pair.destroy();
     pair.net.destroy();

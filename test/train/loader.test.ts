@@ -123,6 +123,25 @@ describe('PatchBatches', () => {
     expect(c.batches.map((x) => Array.from(x.imageIndex))).not.toEqual(a.batches.map((x) => Array.from(x.imageIndex)));
   });
 
+  it('startBatch gives the same batches as the tail of a whole epoch, without decoding skipped windows', async () => {
+    const rt = await gpu();
+    const o = options({ augment: true, batchSize: 7, epoch: 2, groupImages: 2, prefetch: 1 });
+    const whole = await drain(new PatchBatches(rt, images, config, o));
+    // 7·k patches skipped: inside the first window (k = 3), in the third (k = 16), the last batch, past the end.
+    for (const start of [3, 16, whole.batches.length - 1, whole.batches.length]) {
+      const before = rt.poolStats().inUseBytes;
+      const loader = new PatchBatches(rt, images, config, { ...o, startBatch: start });
+      const tail = await drain(loader);
+      expect(rt.poolStats().inUseBytes, `start ${start}: buffers released`).toBe(before);
+      expect(tail.batches.map((b) => Array.from(b.imageIndex)), `start ${start}`).toEqual(whole.batches.slice(start).map((b) => Array.from(b.imageIndex)));
+      expect(tail.batches.map((b) => Array.from(b.patchIndex))).toEqual(whole.batches.slice(start).map((b) => Array.from(b.patchIndex)));
+      expect(tail.batches.map((b) => Array.from(b.factors!))).toEqual(whole.batches.slice(start).map((b) => Array.from(b.factors!)));
+      tail.xs.forEach((x, i) => expectBitwiseEqual(x, whole.xs[start + i]!, `start ${start}, batch ${start + i}`));
+      const firstPatch = Math.min(start * 7, N * P);
+      expect(loader.stats.imagesDecoded, `start ${start}: images decoded`).toBe(N - 2 * Math.min(Math.floor(firstPatch / (2 * P)), N / 2));
+    }
+  });
+
   it('keeps memory flat over an epoch with more images than the decode window', async () => {
     const rt = await gpu();
     const imageBytes = S * S * 3;

@@ -17,9 +17,11 @@ import { cachedFeatures } from '../features.ts';
 import { trainLevel1, type LevelOptions } from '../level1.ts';
 import { trainLevel2 } from '../level2.ts';
 import { trainingCurvesPlot, type CurvePoint } from '../plots.ts';
+import { parseKernelsMode, prepareRunKernels, trainingKernelRequests, type KernelsMode } from '../kernels.ts';
 import { RunFolder } from '../run_folder.ts';
 import { ensureDefaultDataset, DEFAULT_SYNTH } from './default_data.ts';
 import { choiceFlag, floatFlag, intFlag, parse, UsageError } from './args.ts';
+import { RELIABILITY_FLAGS, RELIABILITY_HELP, reliabilityOptions } from './reliability_flags.ts';
 
 export const TRAIN_HELP = `Usage: lungpath train [options]
 
@@ -38,7 +40,14 @@ Options:
   --step-lr N[:GAMMA]   StepLR every N epochs (default gamma 0.1; off by default)
   --seed S              seed of weights, shuffling, augmentation and dropout (default 0)
   --devices N           GPU devices to split each batch across (default 1)
+  --kernels MODE        kernel versions per op and shape: autotune (time every version on this adapter
+                        for each shape the run uses, once; cached in ~/.cache/lungpath), heuristic (the
+                        built-in per-adapter rule) or FILE.json (a table such as another run's
+                        kernels.json; shapes it lacks use the heuristic). Default autotune, or the
+                        LUNGPATH_KERNELS environment variable. Recorded in RUN/kernels.json; --resume
+                        uses the record and never retunes
   --resume              continue from the newest checkpoint in RUN
+${RELIABILITY_HELP}
   --skip-bad            skip unreadable or invalid images (listed) instead of stopping
   --no-resize           refuse images whose size differs from the config's imageSize
   --log-interval N      log a line every N batches (default 50)
@@ -53,6 +62,9 @@ export interface TrainSettings {
   level2: LevelOptions;
   devices: number;
   skipBad: boolean;
+  /** GPU memory budget in bytes (--gpu-memory); null: the device's. */
+  gpuMemoryBytes: number | null;
+  kernels: KernelsMode;
 }
 
 function loadPreset(value: string): ModelConfig {
@@ -79,11 +91,13 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     'step-lr': { type: 'string' },
     seed: { type: 'string' },
     devices: { type: 'string' },
+    kernels: { type: 'string' },
     resume: { type: 'boolean' },
     'skip-bad': { type: 'boolean' },
     'no-resize': { type: 'boolean' },
     'log-interval': { type: 'string' },
     quiet: { type: 'boolean' },
+    ...RELIABILITY_FLAGS,
   });
   if (values.help) {
     console.log(TRAIN_HELP);
@@ -98,7 +112,9 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     stepLr = { step: intFlag(step, 'step-lr', 20), gamma: floatFlag(gamma ?? '0.1', 'step-lr gamma', 0.1, (g) => g > 0 && g <= 1) };
   }
   const warn = (m: string) => console.warn(`warning: ${m}`);
+  const { gpuMemoryBytes, ...reliability } = reliabilityOptions(values);
   const common = {
+    ...reliability,
     batchSize: intFlag(values['batch-size'], 'batch-size', 16),
     lr: floatFlag(values.lr, 'lr', 1e-3),
     seed: intFlag(values.seed, 'seed', 0, 0),
@@ -117,6 +133,8 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     level2: { ...common, epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : 60) },
     devices: intFlag(values.devices, 'devices', 1),
     skipBad: Boolean(values['skip-bad']),
+    gpuMemoryBytes,
+    kernels: typeof values.kernels === 'string' ? parseKernelsMode(values.kernels) : parseKernelsMode(process.env.LUNGPATH_KERNELS || 'autotune', 'LUNGPATH_KERNELS'),
   };
 }
 
@@ -160,12 +178,14 @@ export async function train(s: TrainSettings, rts: readonly Runtime[]): Promise<
   if (JSON.stringify(config.classes) !== JSON.stringify(dataset.classes)) {
     throw new Error(`${dataDir}: classes ${JSON.stringify(dataset.classes)} differ from the run's ${JSON.stringify(config.classes)}`);
   }
-  run.create();
+  for (const stale of run.create()) log(`removed ${stale}, left by an interrupted write`);
   run.writeConfig(config);
   run.writeTrainInfo({ data: dataDir, seed: s.level1.seed, command: `lungpath train ${process.argv.slice(3).join(' ')}`.trim() });
   const { train: trainImages, val, test } = dataset.splits;
   log(`lungpath train: ${dataset.classes.length} classes, ${trainImages.length} train / ${val.length} validation / ${test.length} test images from ${dataDir}`);
   log(`adapter: ${describeAdapter(rt.adapter)}${rts.length > 1 ? ` × ${rts.length} devices` : ''}; run folder: ${run.dir}`);
+  const launches = { config, images: { train: trainImages.length, val: val.length, test: test.length }, level1BatchSize: s.level1.batchSize, level2BatchSize: s.level2.batchSize, devices: rts.length };
+  await prepareRunKernels(rts, run, s.kernels, s.level1.resume, trainingKernelRequests(rt, launches), { log, warn: s.level1.warn });
 
   const level1 = await trainLevel1(rts, run, config, trainImages, val, s.level1);
   const level1Bytes = readFileBytes(run.level1Weights);
@@ -184,6 +204,8 @@ export async function train(s: TrainSettings, rts: readonly Runtime[]): Promise<
   await writeReport(run, report);
   log(`test: image-level accuracy ${(100 * report.accuracy).toFixed(1)}% (${report.images} images), patch-level ${(100 * report.patchAccuracy).toFixed(1)}%, macro AUC ${report.macroAuc.toFixed(3)}`);
   log(`wrote ${run.level1Weights}, ${run.level2Weights}, ${run.curves}, ${run.report}/`);
+  const missed = rt.kernels.misses();
+  if (missed.length > 0) log(`kernels: ${missed.length} launch shapes were not in kernels.json and used the heuristic (first: ${missed[0]?.op} ${JSON.stringify(missed[0]?.shape)})`);
   return { run, accuracy: report.accuracy, patchAccuracy: report.patchAccuracy };
 }
 
@@ -192,7 +214,7 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (!settings) return 0;
   const rts: Runtime[] = [];
   try {
-    for (let k = 0; k < settings.devices; k++) rts.push(await createNodeRuntime());
+    for (let k = 0; k < settings.devices; k++) rts.push(await createNodeRuntime(settings.gpuMemoryBytes ? { maxMemoryBytes: settings.gpuMemoryBytes } : {}));
     await train(settings, rts);
   } finally {
     rts.forEach((rt) => rt.destroy());
