@@ -12,7 +12,7 @@
  */
 import { cropPatches, patchGrid } from '../kernels/crop_patches.ts';
 import type { Runtime } from '../kernels/runtime.ts';
-import { derivedSizes, validateConfig, type ModelConfig } from './config.ts';
+import { derivedSizes, stateFloatCounts, validateConfig, type ModelConfig } from './config.ts';
 import { buildImageNetwork, buildPatchNetwork, type TwoPartNetwork } from './networks.ts';
 import { logSoftmax } from './ops.ts';
 import { parseSafetensors, type SafetensorsFile } from './safetensors.ts';
@@ -206,6 +206,16 @@ export async function loadModel(rt: Runtime, level1File: Uint8Array | ModelFile,
   if (JSON.stringify(config) !== JSON.stringify(configs[1])) {
     throw new Error(`${files[0].name} and ${files[1].name} come from different runs: their model configs differ`);
   }
+  // A file's metadata could describe a network far larger than the file itself: check the sizes
+  // before building (and allocating) anything.
+  const expected = stateFloatCounts(config);
+  files.forEach((f, i) => {
+    const held = [...(parsed[i] as SafetensorsFile).tensors.values()].filter((t) => t.dtype === 'F32').reduce((n, t) => n + t.data.byteLength / 4, 0);
+    const wanted = i === 0 ? expected.level1 : expected.level2;
+    if (held !== wanted) {
+      throw new Error(`${f.name}: holds ${held} float values, but the network its config describes has ${wanted} (another architecture, or a damaged file)`);
+    }
+  });
   const level1 = buildPatchNetwork(rt, config, 0);
   const level2 = buildImageNetwork(rt, config, 0);
   const destroy = () => {

@@ -402,8 +402,7 @@ describe('loading weights from hostile files', () => {
 
   it('orderModelFiles and loadModel: a model, or an Error naming the edited file', async () => {
     const tally = new Tally('loadModel byte edits');
-    // One edit per case: a single byte cannot turn the config's widths into a huge network
-    // (loadModel builds the networks before it checks the tensors; see the report).
+    // One edit per case; the next test covers a config edited into a huge network.
     await fc.assert(
       fc.asyncProperty(fc.nat(1), byteEdits(9000, 1), async (which, edits) => {
         const files = modelFiles.map((f, i) => (i === which ? { ...f, bytes: applyEdits(f.bytes, edits) } : f));
@@ -424,6 +423,21 @@ describe('loading weights from hostile files', () => {
     tally.report();
     expect(tally.accepted).toBeGreaterThan(0);
   }, fuzzTimeout(60_000));
+
+  it('loadModel refuses a config far larger than the file before building anything', async () => {
+    // Level-1 widths of 1024 (≈ 60 M floats) in a 77 KB file's metadata: refused on sizes alone.
+    const huge = { ...TINY_CONFIG, level1: { ...TINY_CONFIG.level1, widths: [1024, 1024, 1024, 1024, 1024] } };
+    const withConfig = modelFiles.map((f) => {
+      const parsed = parseSafetensors(f.bytes, f.name);
+      const tensors = [...parsed.tensors].map(([name, t]) => ({ name, ...t }));
+      return { name: f.name, bytes: serializeSafetensors(tensors, { ...parsed.metadata, config: JSON.stringify(huge) }) };
+    });
+    const before = rt.poolStats().allocatedBytes;
+    const start = performance.now();
+    await expect(loadModel(rt, withConfig[0]!, withConfig[1]!)).rejects.toThrow(/^level1\.safetensors: holds \d+ float values, but the network its config describes has \d+/);
+    expect(performance.now() - start).toBeLessThan(500);
+    expect(rt.poolStats().allocatedBytes).toBe(before);
+  });
 
   it('readCheckpoint: a byte edit anywhere is refused naming the file, or changes nothing', async () => {
     const adam = new Adam(net.parameters(), { lr: 1e-3 });

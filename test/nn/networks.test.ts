@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { derivedSizes, SEED_CONFIG, TINY_CONFIG } from '../../src/nn/config.ts';
+import { derivedSizes, SEED_CONFIG, stateFloatCounts, TINY_CONFIG } from '../../src/nn/config.ts';
 import { readFileBytes, writeFileAtomic } from '../../src/nn/files.ts';
 import { buildImageNetwork, buildPatchNetwork } from '../../src/nn/networks.ts';
 import { logSoftmaxNllLoss } from '../../src/nn/ops.ts';
@@ -37,6 +37,18 @@ describe('networks', () => {
     expect(level2.state().at(-1)?.name).toBe('classifier.9.bias');
     level1.destroy();
     level2.destroy();
+  });
+
+  it('stateFloatCounts counts the float tensors the built networks hold, for every preset and a deeper config', async () => {
+    const rt = await gpu();
+    const deeper = { ...TINY_CONFIG, level1: { widths: [4, 6, 8, 8, 12, 5], downsample: [true, false, true, true, false, false] }, level2: { ...TINY_CONFIG.level2, hidden: [7] } };
+    for (const config of [SEED_CONFIG, TINY_CONFIG, deeper]) {
+      const nets = { level1: buildPatchNetwork(rt, config, 1), level2: buildImageNetwork(rt, config, 1) };
+      const floats = (net: typeof nets.level1) => net.state().filter((e) => e.dtype === 'F32').reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1), 0);
+      expect(stateFloatCounts(config)).toEqual({ level1: floats(nets.level1), level2: floats(nets.level2) });
+      nets.level1.destroy();
+      nets.level2.destroy();
+    }
   });
 
   it('the same seed gives the same initial weights, another seed others', async () => {
