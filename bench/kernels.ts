@@ -14,12 +14,17 @@
  *   npm run bench -- --only conv    # rows whose name contains "conv"
  *   npm run bench -- --quick        # fewer samples
  *   npm run bench -- --no-tfjs      # ours only
+ *   LUNGPATH_KERNELS=heuristic npm run bench   # the built-in per-adapter choice instead of autotune
  */
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { describeAdapter } from '../src/kernels/device.ts';
 import { createNodeRuntime, nodeGpu } from '../src/kernels/node.ts';
+import { useKernelsFromEnv } from '../src/train/kernels.ts';
+import { SEED_CONFIG, TINY_CONFIG } from '../src/nn/config.ts';
 import { benchCases } from './cases.ts';
+import { checkTargets } from './targets.ts';
+import { measureTrainStep, type TrainStepStats } from './train_step_stats.ts';
 import { createTfjs, tfjsCases } from './tfjs.ts';
 
 const { values } = parseArgs({
@@ -60,6 +65,10 @@ const rt = await createNodeRuntime();
 const adapter = describeAdapter(rt.adapter);
 const date = new Date().toISOString().slice(0, 10);
 const selected = (name: string) => !values.only || name.includes(values.only);
+// The versions the rows run (their `variant` column): what `lungpath train` runs by default —
+// autotuned on this adapter, cached — unless LUNGPATH_KERNELS=heuristic|FILE.json says otherwise.
+process.env.LUNGPATH_KERNELS ||= 'autotune';
+await useKernelsFromEnv(rt, () => benchCases(rt).filter((c) => selected(c.name)).flatMap((c) => c.kernels ?? []), log);
 
 const rows = new Map<string, Row>();
 const key = (name: string, shape: string) => `${name}|${shape}`;
@@ -98,14 +107,34 @@ if (!values['no-tfjs']) {
   }
 }
 
+// Dispatches, submits and peak GPU memory of one training step (not timed by tinybench).
+const stepStats: TrainStepStats[] = [];
+if (selected('train step')) {
+  for (const [name, config] of [['tiny patch net', TINY_CONFIG], ['seed patch net', SEED_CONFIG]] as const) {
+    stepStats.push(await measureTrainStep(rt, name, config, 16));
+  }
+}
+
 const fmt = (v: number | null, digits = 2) => (v === null ? '—' : v.toFixed(digits));
 const pct = (v: number | null) => (v === null ? '' : `${(100 * v).toFixed(0)}%`);
 const all = [...rows.values()];
+const targets = checkTargets(all);
+const verdict = (met: boolean | null) => (met === null ? 'not measured' : met ? 'met' : 'NOT met');
 if (values.json) {
   for (const r of all) console.log(JSON.stringify({ ...r, adapter, date }));
+  for (const s of stepStats) console.log(JSON.stringify({ ...s, name: `train step stats ${s.name}`, adapter, date }));
+  for (const t of targets) console.log(JSON.stringify({ name: `target ${t.target}`, ...t, adapter, date }));
 } else if (values.markdown) {
   console.log(`\n| operation | shape | lungpath | TF.js | unit | ours / TF.js | % of ceiling | variant |\n|---|---|---:|---:|---|---:|---:|---|`);
   for (const r of all) console.log(`| ${r.name} | ${r.shape} | ${fmt(r.ours)} | ${fmt(r.tfjs)} | ${r.unit} | ${r.ratio === null ? '—' : `${r.ratio.toFixed(1)}×`} | ${pct(r.ofCeiling)} | ${r.variant} |`);
+  if (stepStats.length) {
+    console.log(`\n| one training step | batch | dispatches | submits | peak GPU memory | step time |\n|---|---:|---:|---:|---:|---:|`);
+    for (const s of stepStats) console.log(`| ${s.name} | ${s.batch} | ${s.dispatches} | ${s.submits} | ${(s.peakBytes / 2 ** 30).toFixed(2)} GiB | ${(s.stepMs / 1000).toFixed(2)} s |`);
+  }
+  if (targets.length) {
+    console.log(`\n| target (lungpath / TF.js) | shape | goal | measured | |\n|---|---|---:|---:|---|`);
+    for (const t of targets) console.log(`| ${t.target} | ${t.shape} | ≥ ${t.goal}× | ${t.ratio === null ? '—' : `${t.ratio.toFixed(1)}×`} | ${verdict(t.met)} |`);
+  }
 } else {
   console.log(`\n${'operation'.padEnd(30)} ${'shape'.padEnd(46)} ${'lungpath'.padStart(9)} ${'TF.js'.padStart(9)} unit     ${'ratio'.padStart(7)} ceil.`);
   for (const r of all) {
@@ -114,6 +143,10 @@ if (values.json) {
   }
   const steps = all.filter((r) => r.name.startsWith('train step'));
   for (const r of steps) console.log(`${r.name}: lungpath ${r.oursMs ? (1000 / r.oursMs).toFixed(3) : '—'} steps/s, TF.js ${r.tfjsMs ? (1000 / r.tfjsMs).toFixed(3) : '—'} steps/s`);
+  for (const t of targets) console.log(`target: ${t.target} ${t.shape}: ${t.ratio === null ? '—' : `${t.ratio.toFixed(1)}×`} (goal ≥ ${t.goal}×) ${verdict(t.met)}`);
+  for (const s of stepStats) {
+    console.log(`one ${s.name} training step, batch ${s.batch}: ${s.dispatches} dispatches, ${s.submits} submits, peak GPU memory ${(s.peakBytes / 2 ** 30).toFixed(2)} GiB (pool high-water mark), ${(s.stepMs / 1000).toFixed(2)} s`);
+  }
   console.log(`dispatches ${rt.counters.dispatches}, submits ${rt.counters.submits}, pipelines ${rt.counters.pipelines} (lungpath, whole run)`);
 }
 rt.destroy();
