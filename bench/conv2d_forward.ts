@@ -10,6 +10,8 @@
  *
  *   npx tsx bench/conv2d_forward.ts [filter]    e.g. `3x3` to run only shapes whose name contains it
  *   LUNGPATH_BENCH_REPS=5 (default)
+ *   LUNGPATH_BENCH_OPS=forward,dx (default; `forward` skips the data gradient)
+ *   LUNGPATH_BENCH_VARIANTS=2x2s2,2x2s2_sg (default: every version that applies)
  */
 import { closeMismatches } from '../test/helpers/check.ts';
 import { randomArray } from '../test/helpers/random.ts';
@@ -36,9 +38,18 @@ const SHAPES: [string, Conv2dShape][] = [
   ['3x3 64→64 128² b8', { n: 8, cIn: 64, h: 128, w: 128, cOut: 64, kh: 3, kw: 3, stride: 1, pad: 1 }],
   ['3x3 16→16 256² b8', { n: 8, cIn: 16, h: 256, w: 256, cOut: 16, kh: 3, kw: 3, stride: 1, pad: 1 }],
   ['2x2s2 64→64 128² b8', { n: 8, cIn: 64, h: 128, w: 128, cOut: 64, kh: 2, kw: 2, stride: 2, pad: 0 }],
+  // The seed network's other 2×2 s2 convs (Level 1), and the tiny preset's at batch 16 (Level 1, then Level 2).
+  ['2x2s2 16→16 512² b8', { n: 8, cIn: 16, h: 512, w: 512, cOut: 16, kh: 2, kw: 2, stride: 2, pad: 0 }],
+  ['2x2s2 32→32 256² b8', { n: 8, cIn: 32, h: 256, w: 256, cOut: 32, kh: 2, kw: 2, stride: 2, pad: 0 }],
+  ['2x2s2 8→8 64² b16 tiny', { n: 16, cIn: 8, h: 64, w: 64, cOut: 8, kh: 2, kw: 2, stride: 2, pad: 0 }],
+  ['2x2s2 8→8 32² b16 tiny', { n: 16, cIn: 8, h: 32, w: 32, cOut: 8, kh: 2, kw: 2, stride: 2, pad: 0 }],
+  ['2x2s2 16→16 16² b16 tiny', { n: 16, cIn: 16, h: 16, w: 16, cOut: 16, kh: 2, kw: 2, stride: 2, pad: 0 }],
+  ['2x2s2 16→16 8² b16 tiny', { n: 16, cIn: 16, h: 8, w: 8, cOut: 16, kh: 2, kw: 2, stride: 2, pad: 0 }],
   ['1x1 256→1 64² b8', { n: 8, cIn: 256, h: 64, w: 64, cOut: 1, kh: 1, kw: 1, stride: 1, pad: 0 }],
 ];
 const REPS = Number(process.env.LUNGPATH_BENCH_REPS ?? 5);
+const OPS = (process.env.LUNGPATH_BENCH_OPS ?? 'forward,dx').split(',') as Op[];
+const ONLY = process.env.LUNGPATH_BENCH_VARIANTS?.split(',');
 
 type Op = 'forward' | 'dx';
 
@@ -94,9 +105,9 @@ async function main(): Promise<void> {
   const rt = await createNodeRuntime();
   console.log(`adapter: ${describeAdapter(rt.adapter)}; ${REPS} timed runs each, median`);
   for (const [name, s] of SHAPES.filter(([name]) => name.includes(filter))) {
-    for (const op of ['forward', 'dx'] as const) {
+    for (const op of OPS) {
       const chosen = op === 'forward' ? chooseConv2dForwardVariant(rt, s) : chooseConv2dBackwardDataVariant(rt, s);
-      for (const variant of CONV2D_FORWARD_VARIANTS.filter((v) => conv2dVariantApplies(v, s))) {
+      for (const variant of CONV2D_FORWARD_VARIANTS.filter((v) => conv2dVariantApplies(v, s) && (!ONLY || ONLY.includes(v)))) {
         const verdict = await check(rt, op, variant, s);
         const { median, best, cpu } = await time(rt, op, variant, s);
         const gflops = (ms: number) => (conv2dFlops(s) / (ms * 1e6)).toFixed(2).padStart(6);

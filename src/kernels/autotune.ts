@@ -37,8 +37,9 @@ import type { AdapterReport, Runtime } from './runtime.ts';
 /**
  * Bump when a launcher changes what a version computes or how fast it is without its WGSL changing
  * (tile sizes in TypeScript, grid shapes): it is part of the kernel-set id that keys the disk cache.
+ * 2: conv2d '2x2s2_sg' (forward and dx); packWeights / directConv take the kernel's lane layout.
  */
-export const KERNEL_SET_VERSION = 1;
+export const KERNEL_SET_VERSION = 2;
 
 /** How one op is launched, checked and keyed. */
 interface OpRule<K extends KernelOp> {

@@ -3,9 +3,23 @@
  * the fast paths, side by side, and the choice per shape and adapter. The maths is conv2d_ref.ts
  * (conv2dBackwardDataRef). The fast paths reuse forward kernels on rearranged weights:
  * 3×3 s1 p1 is a 3×3 s1 p1 conv of dy with Wᵀ (in↔out) flipped; 1×1 is the GEMM dx = Wᵀ·dy;
- * 2×2 s2 has its own kernel (each input pixel receives from exactly one output pixel).
+ * 2×2 s2 has its own kernels (each input pixel receives from exactly one output pixel), '2x2s2_sg'
+ * sharing dy across lanes by subgroupShuffle.
  */
-import { batchChunks, chooseConv2dVariant, conv1x1Narrow, CONV2D_FORWARD_VARIANTS, conv2dVariantApplies, directConv, directKernels, itemsBinding } from './conv2d_forward.ts';
+import {
+  assertSubgroupsOf8,
+  batchChunks,
+  chooseConv2dVariant,
+  conv1x1Narrow,
+  CONV2D_FORWARD_VARIANTS,
+  conv2dVariantApplies,
+  directConv,
+  directKernels,
+  itemsBinding,
+  subgroupKernels,
+  subgroupLanes,
+  subgroupSegments,
+} from './conv2d_forward.ts';
 import type { Conv2dShape } from './conv2d_shape.ts';
 import { conv2dOutputSize, validateConv2dShape } from './conv2d_shape.ts';
 import { defineKernel, flatWorkgroups, Uniforms } from './kernel.ts';
@@ -19,7 +33,7 @@ const gemmKernel = defineKernel({ name: 'conv2d_dx_gemm', shader: 'conv2d_dx_gem
 
 /** The heuristic data-gradient kernel for a shape on this adapter (see chooseConv2dVariant). */
 export function chooseConv2dBackwardDataVariant(rt: Runtime, s: Conv2dShape): Conv2dBackwardDataVariant {
-  return chooseConv2dVariant(rt, s, s.cOut, s.cIn);
+  return chooseConv2dVariant(rt, s, s.cOut, s.cIn, 'dx');
 }
 
 /**
@@ -56,6 +70,13 @@ export function conv2dBackwardData(
             : { ...geometry, rows: 1, segs: Math.ceil((s.h * s.w) / 8) };
       const kernel = variant === '3x3' ? directKernels.fwd3x3 : variant === '2x2s2' ? directKernels.dx2x2s2 : directKernels.fwd1x1;
       return directConv(rt, kernel, pack, null, g, io);
+    }
+    case '2x2s2_sg': {
+      assertSubgroupsOf8(rt, 'conv2dBackwardData', variant);
+      const pack = { w, cOut: s.cOut, cIn: s.cIn, taps: 4, transpose: true, flip: false };
+      const segments = subgroupSegments(s.cIn);
+      const kernel = subgroupKernels.dx2x2s2[segments][wo % 4 === 0 ? 4 : 1];
+      return directConv(rt, kernel, pack, null, { ...geometry, rows: s.h, segs: Math.ceil(s.w / 8) }, io, subgroupLanes(segments));
     }
     default:
       return variant satisfies never;

@@ -1,17 +1,21 @@
 /**
  * conv2d forward on WebGPU: the general implicit-GEMM kernel and the fast paths for the shapes of
- * the networks (3×3 s1 p1, 2×2 s2 p0, 1×1), side by side, and the choice between them per shape and
- * adapter. Also the pieces the data-gradient launchers share: batch chunking over the binding limit
- * and the GPU packing of weights for the uniform-memory kernels. The maths is conv2d_ref.ts (the
+ * the networks (3×3 s1 p1; 2×2 s2 p0 in two versions, the second sharing the input across lanes by
+ * subgroupShuffle; 1×1), side by side, and the choice between them per shape and adapter. Also the
+ * pieces the data-gradient launchers share: batch chunking over the binding limit and the GPU
+ * packing of weights for the uniform-memory kernels. The maths is conv2d_ref.ts (the
  * spec, conv2dForwardRef); each wgsl/conv2d_fwd_*.wgsl header states its own index formula.
  */
 import type { Conv2dShape } from './conv2d_shape.ts';
 import { conv2dOutputSize, validateConv2dShape } from './conv2d_shape.ts';
-import { defineKernel, flatWorkgroups, Uniforms } from './kernel.ts';
+import { defineKernel, flatWorkgroups, Uniforms, type KernelSpec } from './kernel.ts';
 import { BindingLimitError, type Binding, type Runtime } from './runtime.ts';
 
-/** Kernel versions, each valid for the shapes `conv2dVariantApplies` accepts; `gemm` for all. */
-export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '1x1', '1x1_narrow'] as const;
+/**
+ * Kernel versions, each valid for the shapes `conv2dVariantApplies` accepts; `gemm` for all.
+ * `2x2s2_sg` also needs the adapter's subgroups (`hasSubgroupsOf8`).
+ */
+export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '2x2s2_sg', '1x1', '1x1_narrow'] as const;
 export type Conv2dForwardVariant = (typeof CONV2D_FORWARD_VARIANTS)[number];
 
 const WG = 64;
@@ -23,6 +27,8 @@ const UNIFORM_BLOCK_VEC4 = UNIFORM_BLOCK_BYTES / 16;
  * 16 or 64 — fewer groups fit more input channels in one 64 KiB block, so y is rewritten less often.
  */
 const MAX_GROUPS = 4;
+/** The subgroup kernels' workgroup: 8 lanes (one subgroup), 4 output channels each. */
+const SG_LANES = 8;
 
 const gemmKernel = defineKernel({ name: 'conv2d_fwd_gemm', shader: 'conv2d_fwd_gemm', bindings: ['read', 'read', 'read', 'write'], uniforms: true });
 const narrowKernel = defineKernel({ name: 'conv2d_fwd_1x1_narrow', shader: 'conv2d_fwd_1x1_narrow', bindings: ['read', 'read', 'read', 'write'], uniforms: true, constants: { WG } });
@@ -35,6 +41,34 @@ export const directKernels = {
   dx2x2s2: defineKernel({ name: 'conv2d_dx_2x2s2', shader: 'conv2d_dx_2x2s2', bindings: ['read', 'uniform', 'write'], uniforms: true, constants: { WG } }),
 };
 
+/** How the subgroup kernels read their source: vec4 loads when its width is a multiple of 4, else f32. */
+const SG_LOADS = {
+  4: { XT: 'vec4<f32>', QUAD: 'x[(row + c.x) / 4u]' },
+  1: { XT: 'f32', QUAD: 'vec4<f32>(x[row + c.x], x[row + c.y], x[row + c.z], x[row + c.w])' },
+} as const;
+/** 8-pixel segments per workgroup of a subgroup kernel: its 8 lanes split between them. */
+type Segments = 1 | 2 | 4;
+function subgroupKernel(name: string, bindings: KernelSpec['bindings'], segments: Segments) {
+  const variant = (width: 1 | 4) =>
+    defineKernel({ name: `${name}${segments > 1 ? `_seg${segments}` : ''}${width === 4 ? '_vec4' : ''}`, shader: name, bindings, uniforms: true, defines: { ...SG_LOADS[width], SEGS: segments } });
+  return { 1: variant(1), 4: variant(4) } as const;
+}
+const bySegments = (name: string, bindings: KernelSpec['bindings']) => ({ 1: subgroupKernel(name, bindings, 1), 2: subgroupKernel(name, bindings, 2), 4: subgroupKernel(name, bindings, 4) });
+/** The '2x2s2_sg' kernels (forward, data gradient) by segments per workgroup, each in its f32 and vec4 source-load forms. */
+export const subgroupKernels = {
+  fwd2x2s2: bySegments('conv2d_fwd_2x2s2_sg', ['read', 'uniform', 'read', 'write']),
+  dx2x2s2: bySegments('conv2d_dx_2x2s2_sg', ['read', 'uniform', 'write']),
+};
+
+/**
+ * A subgroup kernel's segments per workgroup for `outC` channels produced: as many as leave no lane
+ * idle (8 lanes = segments × vec4 channel groups); 1 from 17 channels up.
+ */
+export function subgroupSegments(outC: number): Segments {
+  const groups = Math.ceil(outC / 4);
+  return groups <= 2 ? 4 : groups <= 4 ? 2 : 1;
+}
+
 /** True when `variant` (forward or data gradient: the same names) can run shape `s`. */
 export function conv2dVariantApplies(variant: Conv2dForwardVariant, s: Conv2dShape): boolean {
   const k = (size: number, stride: number, pad: number) => s.kh === size && s.kw === size && s.stride === stride && s.pad === pad;
@@ -44,6 +78,7 @@ export function conv2dVariantApplies(variant: Conv2dForwardVariant, s: Conv2dSha
     case '3x3':
       return k(3, 1, 1);
     case '2x2s2':
+    case '2x2s2_sg':
       return k(2, 2, 0);
     case '1x1':
     case '1x1_narrow':
@@ -60,17 +95,30 @@ export function isCpuAdapter(rt: Runtime): boolean {
 }
 
 /**
+ * Whether `rt` runs the subgroup kernels ('2x2s2_sg'): the WebGPU `subgroups` feature with subgroups
+ * of at least 8 lanes (the 8 lanes of a workgroup must be one subgroup). lavapipe: 8.
+ */
+export function hasSubgroupsOf8(rt: Runtime): boolean {
+  return rt.adapter.features.includes('subgroups') && (rt.adapter.subgroupMinSize ?? 0) >= SG_LANES;
+}
+
+/**
  * The heuristic kernel for a conv of shape `s` on this adapter, forward or data gradient (measured
  * with bench/conv2d_forward.ts): what a launch runs unless `rt.kernels` (kernel_choices.ts, filled by
  * autotune.ts or a file) names another for the shape. `reduceC` / `outC` are the channels summed
  * over and produced: cIn / cOut forward, cOut / cIn for the data gradient.
  */
-export function chooseConv2dVariant(rt: Runtime, s: Conv2dShape, reduceC: number, outC: number): Conv2dForwardVariant {
+export function chooseConv2dVariant(rt: Runtime, s: Conv2dShape, reduceC: number, outC: number, op: 'forward' | 'dx' = 'forward'): Conv2dForwardVariant {
   const pointwise = conv2dVariantApplies('1x1', s);
   if (!isCpuAdapter(rt)) return pointwise && outC <= 8 ? '1x1_narrow' : 'gemm';
   // lavapipe, 256→1 at 64² b8: forward '1x1' 7 ms vs narrow 11; data gradient narrow 14 ms vs '1x1' 30.
   if (pointwise) return reduceC <= 8 ? '1x1_narrow' : '1x1';
-  for (const v of ['3x3', '2x2s2'] as const) if (conv2dVariantApplies(v, s)) return v;
+  if (conv2dVariantApplies('3x3', s)) return '3x3';
+  // lavapipe, '2x2s2_sg' against '2x2s2' (bench/conv2d_forward.ts, medians): forward 3.4× at 64→64
+  // 128² b8, 3× at 32→32 256², 2.4× at 16→16 512², 1.35–2× on the tiny preset's b16 shapes (8→8 64²
+  // … 16→16 8²). Data gradient: 1.2× at 64→64 128², 1.1× at 32→32 256², even at 16→16 512², slower
+  // (0.6–0.9×) on the tiny shapes.
+  if (conv2dVariantApplies('2x2s2', s)) return hasSubgroupsOf8(rt) && (op === 'forward' || outC >= 32) ? '2x2s2_sg' : '2x2s2';
   return 'gemm';
 }
 
@@ -111,8 +159,24 @@ export function conv2dForward(
       const segs = Math.ceil((variant === '1x1' ? ho * wo : wo) / 8);
       return directConv(rt, kernel, pack, b, { n: s.n, srcC: s.cIn, srcH: s.h, srcW: s.w, dstC: s.cOut, dstH: ho, dstW: wo, rows, segs }, io);
     }
+    case '2x2s2_sg': {
+      assertSubgroupsOf8(rt, 'conv2dForward', variant);
+      const segments = subgroupSegments(s.cOut);
+      const kernel = subgroupKernels.fwd2x2s2[segments][s.w % 4 === 0 ? 4 : 1];
+      const pack = { w, cOut: s.cOut, cIn: s.cIn, taps: 4, transpose: false, flip: false };
+      const g = { n: s.n, srcC: s.cIn, srcH: s.h, srcW: s.w, dstC: s.cOut, dstH: ho, dstW: wo, rows: ho, segs: Math.ceil(wo / 8) };
+      return directConv(rt, kernel, pack, b, g, io, subgroupLanes(segments));
+    }
     default:
       return variant satisfies never;
+  }
+}
+
+/** Throws a RangeError naming the launcher when `rt` cannot run the subgroup kernels. */
+export function assertSubgroupsOf8(rt: Runtime, launcher: string, variant: string): void {
+  if (!hasSubgroupsOf8(rt)) {
+    const size = rt.adapter.subgroupMinSize ? `, smallest subgroup ${rt.adapter.subgroupMinSize}` : '';
+    throw new RangeError(`${launcher}: variant '${variant}' needs the WebGPU 'subgroups' feature with subgroups of at least ${SG_LANES} lanes (this device: ${rt.adapter.features.includes('subgroups') ? 'subgroups' : 'no subgroups'}${size})`);
   }
 }
 
@@ -180,17 +244,39 @@ export interface PackRequest {
   flip: boolean;
 }
 
+/**
+ * How a uniform-memory kernel uses its lanes: at most `maxGroups` vec4 output-channel groups per
+ * tile, `pixelGroups(groups)` pixel groups per workgroup, input blocks a multiple of `ciMultiple`
+ * channels (a kernel that reads channels in steps of 8 relies on zeros past the last one).
+ */
+export interface DirectLanes {
+  maxGroups: number;
+  pixelGroups(groups: number): number;
+  ciMultiple: number;
+}
+
+/** conv2d_fwd_3x3 / _2x2s2 / _1x1 / conv2d_dx_2x2s2: 64 lanes, ≤ 4 lanes (vec4 groups) per pixel group. */
+export const DIRECT_LANES: DirectLanes = { maxGroups: MAX_GROUPS, pixelGroups: (groups) => Math.floor(WG / groups), ciMultiple: 1 };
+/**
+ * The subgroup kernels: a workgroup of 8 lanes split between `segments` pixel groups, 8 / segments
+ * vec4 groups each; input blocks a multiple of 8 channels (the data gradient reads 8 at a time).
+ */
+export function subgroupLanes(segments: 1 | 2 | 4): DirectLanes {
+  return { maxGroups: SG_LANES / segments, pixelGroups: () => segments, ciMultiple: 8 };
+}
+
 /** Packs weights on the GPU for the uniform-memory kernels. The caller releases `buffer`. */
-export function packWeights(rt: Runtime, { w, cOut, cIn, taps, transpose, flip }: PackRequest): PackedWeights {
+export function packWeights(rt: Runtime, { w, cOut, cIn, taps, transpose, flip }: PackRequest, lanes: DirectLanes = DIRECT_LANES): PackedWeights {
   const outC = transpose ? cIn : cOut;
   const inC = transpose ? cOut : cIn;
   const groupsTotal = Math.ceil(outC / 4);
-  const groups = Math.min(groupsTotal, MAX_GROUPS);
+  const groups = Math.min(groupsTotal, lanes.maxGroups);
   const tiles = Math.ceil(groupsTotal / groups);
-  const maxCi = Math.floor(UNIFORM_BLOCK_VEC4 / (taps * groups));
+  const maxCi = Math.floor(UNIFORM_BLOCK_VEC4 / (taps * groups) / lanes.ciMultiple) * lanes.ciMultiple;
   if (maxCi < 1) throw new RangeError(`packWeights: ${taps} taps × ${groups} groups do not fit a 64 KiB uniform block`);
-  const chunks = Math.ceil(inC / maxCi);
-  const ciChunk = Math.ceil(inC / chunks);
+  const m = lanes.ciMultiple;
+  const ciChunk = Math.ceil(Math.ceil(inC / Math.ceil(inC / maxCi)) / m) * m;
+  const chunks = Math.ceil(inC / ciChunk);
   const stride = Math.ceil((ciChunk * taps * groups) / 16) * 16;
   const total = tiles * chunks * stride;
   rt.assertBindable('conv2d packed weights', total * 16);
@@ -232,13 +318,13 @@ export interface DirectIo {
  * tile and every input-channel block (the first block writes, later ones add: a fixed order).
  * Returns the new result.
  */
-export function directConv(rt: Runtime, kernel: (typeof directKernels)[keyof typeof directKernels], pack: PackRequest, bias: GPUBuffer | null, g: DirectGeometry, io: DirectIo): GPUBuffer {
+export function directConv(rt: Runtime, kernel: Readonly<KernelSpec>, pack: PackRequest, bias: GPUBuffer | null, g: DirectGeometry, io: DirectIo, lanes: DirectLanes = DIRECT_LANES): GPUBuffer {
   const srcFloats = g.srcC * g.srcH * g.srcW;
   const dstFloats = g.dstC * g.dstH * g.dstW;
   const chunks = batchChunks(rt, g.n, [{ what: io.srcWhat, itemFloats: srcFloats }, { what: io.dstWhat, itemFloats: dstFloats }]);
-  const packed = packWeights(rt, pack);
+  const packed = packWeights(rt, pack, lanes);
   const dst = rt.alloc(g.n * dstFloats * 4, io.dstWhat);
-  const perGroup = Math.floor(WG / packed.groups);
+  const perGroup = lanes.pixelGroups(packed.groups);
   const withBias = kernel.bindings.length === 4;
   for (const chunk of chunks) {
     const x = itemsBinding(io.src, srcFloats, chunk);

@@ -49,6 +49,8 @@ export async function createRuntimeFromGpu(
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
     features: [...device.features].map(String).sort(),
   };
+  const subgroupMinSize = (info as { subgroupMinSize?: number }).subgroupMinSize;
+  if (typeof subgroupMinSize === 'number' && subgroupMinSize > 0) report.subgroupMinSize = subgroupMinSize;
   return new Runtime(device, report, shaders, options);
 }
 

@@ -26,6 +26,8 @@ export interface AdapterReport {
   description: string;
   isFallbackAdapter: boolean;
   features: string[];
+  /** The adapter's smallest subgroup size, where it tells (adapter.info.subgroupMinSize). */
+  subgroupMinSize?: number;
 }
 
 export interface RuntimeOptions {

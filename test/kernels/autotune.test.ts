@@ -20,6 +20,7 @@ import {
 } from '../../src/kernels/autotune.ts';
 import { conv2dBackwardWeight, conv2dWeightGradSupports } from '../../src/kernels/conv2d_weight_grad.ts';
 import { conv2dForward, conv2dForwardRef, conv2dOutputSize, type Conv2dShape } from '../../src/kernels/conv2d.ts';
+import { hasSubgroupsOf8 } from '../../src/kernels/conv2d_forward.ts';
 import { conv2dBackwardWeightRef } from '../../src/kernels/conv2d_ref.ts';
 import { kernelKey, type KernelChoice } from '../../src/kernels/kernel_choices.ts';
 import { linearForward, linearForwardRef, type LinearShape } from '../../src/kernels/linear.ts';
@@ -152,6 +153,24 @@ describe('autotune', () => {
       if (c.variant !== heuristic) expect((c.timings[c.variant] as number) * 1.05).toBeLessThan(c.timings[heuristic] as number);
       else expect(c.timings[heuristic] as number).toBeLessThanOrEqual(Math.min(...versions.map((v) => c.timings[v] as number)) * 1.05);
     }
+  });
+
+  it('times both 2×2 s2 versions (and gemm) for the forward and dx, and installs choices that agree with the CPU reference', async () => {
+    const rt = await gpu();
+    const s = conv(2, 12, 9, 16, 20, 2, 2, 0);
+    expect(applicableVersions('conv2d.forward', s).sort()).toEqual(['2x2s2', '2x2s2_sg', 'gemm']);
+    const tuned = await autotune(rt, [{ op: 'conv2d.forward', shape: s }, { op: 'conv2d.dx', shape: s }], { reps: 2 });
+    for (const c of tuned) {
+      expect(Object.keys(c.timings).sort(), c.op).toEqual(['2x2s2', '2x2s2_sg', 'gemm']);
+      for (const v of ['2x2s2', 'gemm']) expect(typeof c.timings[v], `${c.op} ${v}: ${c.timings[v]}`).toBe('number');
+      // Without subgroups of 8 lanes the subgroup version errors out and is never chosen.
+      if (hasSubgroupsOf8(rt)) expect(typeof c.timings['2x2s2_sg'], `${c.op}: ${c.timings['2x2s2_sg']}`).toBe('number');
+      else expect(c.timings['2x2s2_sg']).toMatch(/^error: .*needs the WebGPU 'subgroups' feature/);
+    }
+    installKernelChoices(rt, tuned);
+    const { got, ref } = await forward(s);
+    expectClose(got, ref, { atol: 1e-4, rtol: 1e-4 });
+    expect(rt.kernels.used()).toEqual([{ op: 'conv2d.forward', shape: s, variant: tuned[0]?.variant, from: 'table' }]);
   });
 
   it('the chosen versions, installed, agree with the CPU reference', async () => {

@@ -1,7 +1,8 @@
 /**
  * conv2d forward and data gradient: every kernel variant against the CPU reference (conv2d_ref.ts)
- * on awkward shapes, bitwise repeatability, batch chunking over a lowered binding limit, and the
- * reference data gradient against central finite differences of the reference forward.
+ * on awkward shapes, bitwise repeatability, batch chunking over a lowered binding limit, the
+ * heuristic's choice between the 2×2 s2 versions, and the reference data gradient against central
+ * finite differences of the reference forward.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -17,7 +18,7 @@ import {
   type Conv2dForwardVariant,
   type Conv2dShape,
 } from '../../src/kernels/conv2d.ts';
-import { batchChunks } from '../../src/kernels/conv2d_forward.ts';
+import { batchChunks, hasSubgroupsOf8, isCpuAdapter } from '../../src/kernels/conv2d_forward.ts';
 import { BindingLimitError, type Runtime } from '../../src/kernels/runtime.ts';
 import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
 import { dot, numericGradient } from '../helpers/gradcheck.ts';
@@ -42,6 +43,14 @@ const CASES: [string, Conv2dShape][] = [
   ['2x2s2 17→9 6×37', S(1, 17, 6, 37, 9, 2, 2, 0)],
   ['2x2s2 260→13 4×5 (forward: two input blocks)', S(1, 260, 4, 5, 13, 2, 2, 0)],
   ['2x2s2 13→260 5×18 (dx: two input blocks)', S(1, 13, 5, 18, 260, 2, 2, 0)],
+  // For '2x2s2_sg': x read as vec4 (W a multiple of 4) or f32, the same for dy (its width); 1, 2 or
+  // 4 segments of 8 pixels per workgroup (by the channels produced: > 16, 9–16, ≤ 8), tiles of 32,
+  // 16 or 8 channels, dx blocks of 8 dy channels. The cases above run it too.
+  ['2x2s2 5→16 5×12 (vec4 x, 2 segments per workgroup)', S(2, 5, 5, 12, 16, 2, 2, 0)],
+  ['2x2s2 6→37 9×20 (vec4 x, two 32-channel tiles, 10-pixel rows)', S(2, 6, 9, 20, 37, 2, 2, 0)],
+  ['2x2s2 11→20 7×17 (vec4 dy, odd dx row and column, 20 dy channels)', S(2, 11, 7, 17, 20, 2, 2, 0)],
+  ['2x2s2 300→40 4×8 (vec4 x and dy, forward: three input blocks)', S(1, 300, 4, 8, 40, 2, 2, 0)],
+  ['2x2s2 40→7 6×24 (vec4 x and dy, 7 output channels)', S(3, 40, 6, 24, 7, 2, 2, 0)],
   ['1x1 7→1 5×3', S(3, 7, 5, 3, 1, 1, 1, 0)],
   ['1x1 1→33 3×7', S(2, 1, 3, 7, 33, 1, 1, 0)],
   ['1x1 20→12 9×9', S(1, 20, 9, 9, 12, 1, 1, 0)],
@@ -112,6 +121,32 @@ describe('conv2d choice and validation', () => {
     [x, w, b, y].forEach((buf) => rt.release(buf));
   });
 
+  it.each([
+    ['forward 64→64 128² b8 (the bench shape)', 'forward', S(8, 64, 128, 128, 64, 2, 2, 0), '2x2s2_sg'],
+    ['forward 16→16 512² b8', 'forward', S(8, 16, 512, 512, 16, 2, 2, 0), '2x2s2_sg'],
+    ['forward 8→8 64² b16 (the tiny preset)', 'forward', S(16, 8, 64, 64, 8, 2, 2, 0), '2x2s2_sg'],
+    ['dx 64→64 128² b8', 'dx', S(8, 64, 128, 128, 64, 2, 2, 0), '2x2s2_sg'],
+    ['dx 32→32 256² b8', 'dx', S(8, 32, 256, 256, 32, 2, 2, 0), '2x2s2_sg'],
+    ['dx 16→16 512² b8 (16 input channels)', 'dx', S(8, 16, 512, 512, 16, 2, 2, 0), '2x2s2'],
+  ] as const)('chooses between the 2×2 s2 versions as measured on lavapipe: %s', async (_name, op, s, onCpuWithSubgroups) => {
+    const rt = await gpu();
+    const chosen = op === 'forward' ? chooseConv2dForwardVariant(rt, s) : chooseConv2dBackwardDataVariant(rt, s);
+    expect(chosen).toBe(!isCpuAdapter(rt) ? 'gemm' : hasSubgroupsOf8(rt) ? onCpuWithSubgroups : '2x2s2');
+  });
+
+  it("'2x2s2_sg' names what it needs on a device without subgroups of 8", async () => {
+    const real = await gpu();
+    const rt = Object.create(real, { adapter: { value: { ...real.adapter, subgroupMinSize: 4 } } }) as Runtime;
+    const s = S(1, 4, 6, 8, 4, 2, 2, 0);
+    const x = real.alloc(4 * 4 * 6 * 8);
+    expect(hasSubgroupsOf8(rt)).toBe(false);
+    expect(chooseConv2dForwardVariant(rt, S(8, 64, 128, 128, 64, 2, 2, 0))).not.toBe('2x2s2_sg');
+    expect(chooseConv2dBackwardDataVariant(rt, S(8, 64, 128, 128, 64, 2, 2, 0))).not.toBe('2x2s2_sg');
+    expect(() => conv2dForward(rt, x, x, null, s, { variant: '2x2s2_sg' })).toThrow(/conv2dForward: variant '2x2s2_sg' needs the WebGPU 'subgroups' feature with subgroups of at least 8 lanes/);
+    expect(() => conv2dBackwardData(rt, x, x, s, { variant: '2x2s2_sg' })).toThrow(/conv2dBackwardData: variant '2x2s2_sg' needs/);
+    real.release(x);
+  });
+
   it('refuses a variant that cannot run the shape', async () => {
     const rt = await gpu();
     const x = rt.alloc(4 * 63);
@@ -121,10 +156,39 @@ describe('conv2d choice and validation', () => {
   });
 });
 
+describe("'2x2s2_sg' against '2x2s2'", () => {
+  // Both add each output's terms in the same order (input channel, then ky, then kx): switching the
+  // heuristic to '2x2s2_sg' changes no bits while the summed channels fit one weight block
+  // (≤ 128 at 32 channels per tile) — every 2×2 s2 conv of the seed and tiny networks.
+  it.each([
+    ['64→64 32² (vec4 loads)', S(2, 64, 32, 32, 64, 2, 2, 0)],
+    ['16→16 20×24 (2 segments per workgroup)', S(2, 16, 20, 24, 16, 2, 2, 0)],
+    ['17→9 6×37 (f32 loads)', S(1, 17, 6, 37, 9, 2, 2, 0)],
+    ['128→128 16×16 (one full block)', S(1, 128, 16, 16, 128, 2, 2, 0)],
+  ] as const)('gives the same bits, forward and dx: %s', async (_name, s) => {
+    const rt = await gpu();
+    if (!hasSubgroupsOf8(rt)) return;
+    const h = data(s, 31);
+    const [x, w, b, dy] = [h.x, h.w, h.b, h.dy].map((a) => rt.upload(a)) as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
+    const read = async (out: GPUBuffer, n: number) => {
+      const v = await rt.readF32(out, n);
+      rt.release(out);
+      return v;
+    };
+    const ny = conv2dForwardRef(h.x, h.w, h.b, s).length;
+    const nx = h.x.length;
+    expectBitwiseEqual(await read(conv2dForward(rt, x, w, b, s, { variant: '2x2s2_sg' }), ny), await read(conv2dForward(rt, x, w, b, s, { variant: '2x2s2' }), ny), 'y');
+    expectBitwiseEqual(await read(conv2dBackwardData(rt, dy, w, s, { variant: '2x2s2_sg' }), nx), await read(conv2dBackwardData(rt, dy, w, s, { variant: '2x2s2' }), nx), 'dx');
+    [x, w, b, dy].forEach((buf) => rt.release(buf));
+  });
+});
+
 describe('conv2d over the binding limit (lowered to 64 KiB)', () => {
   const CHUNKED: [string, Conv2dShape][] = [
     ['3x3 20×(8×17×15)', S(20, 8, 17, 15, 8, 3, 1, 1)],
     ['2x2s2 7×(8×33×31)', S(7, 8, 33, 31, 4, 2, 2, 0)],
+    ['2x2s2 7×(8×33×20) (vec4 x, items not 256-byte aligned)', S(7, 8, 33, 20, 12, 2, 2, 0)],
+    ['2x2s2 9×(8×31×16) (vec4 x and dy, dy items not 256-byte aligned)', S(9, 8, 31, 16, 13, 2, 2, 0)],
     ['1x1 5×(16×31×17)', S(5, 16, 31, 17, 3, 1, 1, 0)],
   ];
   const rows = CHUNKED.flatMap(([name, s]) => CONV2D_FORWARD_VARIANTS.filter((v) => conv2dVariantApplies(v, s)).map((v) => [`${name} [${v}]`, v, s] as const));
@@ -137,7 +201,7 @@ describe('conv2d over the binding limit (lowered to 64 KiB)', () => {
 
   it.each(CONV2D_FORWARD_VARIANTS)('throws a BindingLimitError naming the tensor when one item is too big [%s]', async (variant) => {
     const rt = await gpu({ maxBindingBytes: 64 * 1024 });
-    const s = variant === '3x3' || variant === 'gemm' ? S(2, 16, 65, 65, 4, 3, 1, 1) : variant === '2x2s2' ? S(2, 16, 66, 66, 4, 2, 2, 0) : S(2, 16, 65, 65, 4, 1, 1, 0);
+    const s = variant === '3x3' || variant === 'gemm' ? S(2, 16, 65, 65, 4, 3, 1, 1) : variant.startsWith('2x2s2') ? S(2, 16, 66, 66, 4, 2, 2, 0) : S(2, 16, 65, 65, 4, 1, 1, 0);
     const buf = rt.alloc(4 * 16 * 66 * 66 * 2);
     const inUse = rt.poolStats().inUseBytes;
     expect(() => conv2dForward(rt, buf, buf, null, s, { variant })).toThrow(BindingLimitError);
