@@ -6,15 +6,7 @@
 // memory (conv2d_fwd_dx_pack.wgsl), one block of output channels per dispatch, later blocks add.
 // Here cIn/h/w describe dy (the source) and cOut/ho/wo describe dx (the result).
 
-struct Params {
-  cIn: u32, h: u32, w: u32, cOut: u32,
-  ho: u32, wo: u32, xBase: u32, yBase: u32,
-  items: u32, rows: u32, segs: u32, ci0: u32,
-  ciCount: u32, co0: u32, groups: u32, accumulate: u32,
-  hasBias: u32, _p0: u32, _p1: u32, _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// Params p (binding 0): conv2d_direct_params.wgsl.
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<uniform> wts: array<vec4<f32>, 4096>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;

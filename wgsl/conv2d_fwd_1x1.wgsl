@@ -5,15 +5,7 @@
 // per dispatch (later blocks add into y). Also the data gradient of a 1×1 conv (Wᵀ packed).
 // y[n,o,q] = b[o] + Σ_c w[o,c] · x[n,c,q]   (q = flat pixel index)
 
-struct Params {
-  cIn: u32, h: u32, w: u32, cOut: u32,
-  ho: u32, wo: u32, xBase: u32, yBase: u32,
-  items: u32, rows: u32, segs: u32, ci0: u32,
-  ciCount: u32, co0: u32, groups: u32, accumulate: u32,
-  hasBias: u32, _p0: u32, _p1: u32, _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// Params p (binding 0): conv2d_direct_params.wgsl.
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<uniform> wts: array<vec4<f32>, 4096>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

@@ -7,15 +7,7 @@
 // y[n,o,i,j] = b[o] + Σ_c Σ_ky Σ_kx w[o,c,ky,kx] · x[n,c,i+ky−1,j+kx−1]   (zero outside)
 // Also the data gradient of a 3×3 s1 p1 conv, with Wᵀ flipped packed as the weights.
 
-struct Params {
-  cIn: u32, h: u32, w: u32, cOut: u32,
-  ho: u32, wo: u32, xBase: u32, yBase: u32,
-  items: u32, rows: u32, segs: u32, ci0: u32,
-  ciCount: u32, co0: u32, groups: u32, accumulate: u32,
-  hasBias: u32, _p0: u32, _p1: u32, _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// Params p (binding 0): conv2d_direct_params.wgsl.
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<uniform> wts: array<vec4<f32>, 4096>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

@@ -281,7 +281,10 @@ export class Runtime {
       if (text === undefined) throw new Error(`kernel '${kernel.name}': no shader 'wgsl/${name}.wgsl' was loaded`);
       return text;
     });
-    let text = parts.join('\n');
+    // WGSL wants its `enable` directives before any declaration, includes' included.
+    const directive = /^enable [\w, ]+;$/gm;
+    const joined = parts.join('\n');
+    let text = [...new Set(joined.match(directive) ?? []), joined.replace(directive, '')].join('\n');
     for (const [key, value] of Object.entries(kernel.defines ?? {})) text = text.replaceAll(`{{${key}}}`, String(value));
     const leftover = /\{\{(\w+)\}\}/.exec(text);
     if (leftover) throw new Error(`kernel '${kernel.name}': define {{${leftover[1]}}} has no value`);
