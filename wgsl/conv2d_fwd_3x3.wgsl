@@ -23,19 +23,7 @@ fn inside(ix: i32) -> bool {
   return ix >= 0 && ix < i32(p.w);
 }
 
-// Stores 4 output channels of one pixel: y = b + v from the first input block, y += v after.
-fn put(i: u32, ox: u32, channels: u32, b: vec4<f32>, v: vec4<f32>) {
-  if (ox >= p.wo) { return; }
-  let plane = p.ho * p.wo;
-  for (var c = 0u; c < 4u; c++) {
-    if (c < channels) {
-      let k = i + c * plane;
-      var prev = b[c];
-      if (p.accumulate == 1u) { prev = y[k]; }
-      y[k] = prev + v[c];
-    }
-  }
-}
+// put (store 4 output channels of a pixel), firstBias: conv2d_direct_store.wgsl.
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -86,12 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let co = p.co0 + 4u * g;
   if (co >= p.cOut) { return; }
   let channels = min(4u, p.cOut - co);
-  var b = vec4<f32>(0.0);
-  if (p.hasBias == 1u && p.accumulate == 0u) {
-    for (var c = 0u; c < 4u; c++) {
-      if (c < channels) { b[c] = bias[co + c]; }
-    }
-  }
+  let b = firstBias(co, channels);
   let ox = u32(ox0);
   let i = p.yBase + (n * p.cOut + co) * p.ho * p.wo + oy * p.wo + ox;
   put(i, ox, channels, b, a0); put(i + 1u, ox + 1u, channels, b, a1); put(i + 2u, ox + 2u, channels, b, a2); put(i + 3u, ox + 3u, channels, b, a3);

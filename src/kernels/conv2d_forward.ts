@@ -33,12 +33,14 @@ const SG_LANES = 8;
 const gemmKernel = defineKernel({ name: 'conv2d_fwd_gemm', shader: 'conv2d_fwd_gemm', bindings: ['read', 'read', 'read', 'write'], uniforms: true });
 const narrowKernel = defineKernel({ name: 'conv2d_fwd_1x1_narrow', shader: 'conv2d_fwd_1x1_narrow', bindings: ['read', 'read', 'read', 'write'], uniforms: true, constants: { WG } });
 const packKernel = defineKernel({ name: 'conv2d_fwd_dx_pack', shader: 'conv2d_fwd_dx_pack', bindings: ['read', 'write'], uniforms: true, constants: { WG: 256 } });
-/** The uniform block every direct (uniform-memory) kernel shares. */
+/** The uniform block every direct (uniform-memory) kernel shares … */
 const include = ['conv2d_direct_params'];
+/** … and the output store of the forward kernels that write y with a bias. */
+const forwardInclude = [...include, 'conv2d_direct_store'];
 /** Uniform-memory kernels: bindings x, packed weights, bias, y (conv2d_dx_2x2s2 has no bias). */
 export const directKernels = {
-  fwd3x3: defineKernel({ name: 'conv2d_fwd_3x3', shader: 'conv2d_fwd_3x3', include, bindings: ['read', 'uniform', 'read', 'write'], uniforms: true, constants: { WG } }),
-  fwd2x2s2: defineKernel({ name: 'conv2d_fwd_2x2s2', shader: 'conv2d_fwd_2x2s2', include, bindings: ['read', 'uniform', 'read', 'write'], uniforms: true, constants: { WG } }),
+  fwd3x3: defineKernel({ name: 'conv2d_fwd_3x3', shader: 'conv2d_fwd_3x3', include: forwardInclude, bindings: ['read', 'uniform', 'read', 'write'], uniforms: true, constants: { WG } }),
+  fwd2x2s2: defineKernel({ name: 'conv2d_fwd_2x2s2', shader: 'conv2d_fwd_2x2s2', include: forwardInclude, bindings: ['read', 'uniform', 'read', 'write'], uniforms: true, constants: { WG } }),
   fwd1x1: defineKernel({ name: 'conv2d_fwd_1x1', shader: 'conv2d_fwd_1x1', include, bindings: ['read', 'uniform', 'read', 'write'], uniforms: true, constants: { WG } }),
   dx2x2s2: defineKernel({ name: 'conv2d_dx_2x2s2', shader: 'conv2d_dx_2x2s2', include, bindings: ['read', 'uniform', 'write'], uniforms: true, constants: { WG } }),
 };
@@ -50,16 +52,17 @@ const SG_LOADS = {
 } as const;
 /** 8-pixel segments per workgroup of a subgroup kernel: its 8 lanes split between them. */
 type Segments = 1 | 2 | 4;
-function subgroupKernel(name: string, bindings: KernelSpec['bindings'], segments: Segments) {
+function subgroupKernel(name: string, bindings: KernelSpec['bindings'], includes: readonly string[], segments: Segments) {
   const variant = (width: 1 | 4) =>
-    defineKernel({ name: `${name}${segments > 1 ? `_seg${segments}` : ''}${width === 4 ? '_vec4' : ''}`, shader: name, include, bindings, uniforms: true, defines: { ...SG_LOADS[width], SEGS: segments } });
+    defineKernel({ name: `${name}${segments > 1 ? `_seg${segments}` : ''}${width === 4 ? '_vec4' : ''}`, shader: name, include: includes, bindings, uniforms: true, defines: { ...SG_LOADS[width], SEGS: segments } });
   return { 1: variant(1), 4: variant(4) } as const;
 }
-const bySegments = (name: string, bindings: KernelSpec['bindings']) => ({ 1: subgroupKernel(name, bindings, 1), 2: subgroupKernel(name, bindings, 2), 4: subgroupKernel(name, bindings, 4) });
+const bySegments = (name: string, bindings: KernelSpec['bindings'], includes: readonly string[]) =>
+  ({ 1: subgroupKernel(name, bindings, includes, 1), 2: subgroupKernel(name, bindings, includes, 2), 4: subgroupKernel(name, bindings, includes, 4) });
 /** The '2x2s2_sg' kernels (forward, data gradient) by segments per workgroup, each in its f32 and vec4 source-load forms. */
 export const subgroupKernels = {
-  fwd2x2s2: bySegments('conv2d_fwd_2x2s2_sg', ['read', 'uniform', 'read', 'write']),
-  dx2x2s2: bySegments('conv2d_dx_2x2s2_sg', ['read', 'uniform', 'write']),
+  fwd2x2s2: bySegments('conv2d_fwd_2x2s2_sg', ['read', 'uniform', 'read', 'write'], forwardInclude),
+  dx2x2s2: bySegments('conv2d_dx_2x2s2_sg', ['read', 'uniform', 'write'], include),
 };
 
 /**
