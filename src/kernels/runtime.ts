@@ -166,10 +166,22 @@ export class Runtime {
 
   /** Submits what is recorded, then reads `bytes` of `buffer` back. The only way data leaves the GPU. */
   async read(buffer: GPUBuffer, bytes = buffer.size, offset = 0): Promise<ArrayBuffer> {
-    const size = roundUp(bytes, 4);
-    const staging = this.device.createBuffer({ size, usage: 0x0001 /* MAP_READ */ | 0x0008 /* COPY_DST */ });
+    return (await this.readMany([{ buffer, bytes, offset }]))[0] as ArrayBuffer;
+  }
+
+  /** Several reads in one submit and one mapping (a training step reads loss, log-probabilities and flags). */
+  async readMany(parts: readonly { buffer: GPUBuffer; bytes?: number; offset?: number }[]): Promise<ArrayBuffer[]> {
+    const sizes = parts.map((r) => r.bytes ?? r.buffer.size);
+    const starts: number[] = [];
+    let total = 0;
+    for (const size of sizes) {
+      starts.push(total);
+      total += roundUp(size, 4);
+    }
+    const staging = this.device.createBuffer({ size: Math.max(total, 4), usage: 0x0001 /* MAP_READ */ | 0x0008 /* COPY_DST */ });
     this.endPass();
-    this.getEncoder().copyBufferToBuffer(buffer, offset, staging, 0, size);
+    const encoder = this.getEncoder();
+    parts.forEach((r, i) => encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, starts[i] as number, roundUp(sizes[i] as number, 4)));
     this.flush();
     this.counters.readbacks++;
     try {
@@ -178,7 +190,8 @@ export class Runtime {
         throw e;
       });
       await this.throwIfFailed();
-      return staging.getMappedRange().slice(0, bytes);
+      const mapped = staging.getMappedRange();
+      return sizes.map((size, i) => mapped.slice(starts[i] as number, (starts[i] as number) + size));
     } finally {
       staging.destroy();
     }

@@ -113,7 +113,8 @@ export class Replicated {
         const { logp, loss } = logSoftmaxNllLoss(logits, ts, tape);
         logits.release();
         tape.backward(loss, (end - start) / n);
-        const [lossValue, logpValues] = await Promise.all([loss.read(), logp.read()]);
+        const [lossBytes, logpBytes] = await rt.readMany([{ buffer: loss.buffer, bytes: 4 }, { buffer: logp.buffer, bytes: logp.size * 4 }]);
+        const [lossValue, logpValues] = [new Float32Array(lossBytes as ArrayBuffer), new Float32Array(logpBytes as ArrayBuffer)];
         [xs, loss, logp].forEach((t) => t.release());
         rt.release(ts);
         return { loss: lossValue[0] as number, logp: logpValues, start, end };

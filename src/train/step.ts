@@ -43,7 +43,8 @@ export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labe
   tape.backward(loss);
   const params = withGradients(net);
   const flags = gradientFlags(x.rt, params);
-  const [lossValue, logpValues, flagValues] = await Promise.all([loss.read(), logp.read(), x.rt.readU32(flags, params.length)]);
+  const [lossBytes, logpBytes, flagBytes] = await x.rt.readMany([{ buffer: loss.buffer, bytes: 4 }, { buffer: logp.buffer, bytes: logp.size * 4 }, { buffer: flags, bytes: params.length * 4 }]);
+  const [lossValue, logpValues, flagValues] = [new Float32Array(lossBytes as ArrayBuffer), new Float32Array(logpBytes as ArrayBuffer), new Uint32Array(flagBytes as ArrayBuffer)];
   loss.release();
   logp.release();
   x.rt.release(flags);

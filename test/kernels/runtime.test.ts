@@ -57,6 +57,21 @@ describe('runtime', () => {
     rt.release(y);
   });
 
+  it('readMany reads several buffers and ranges in one submit and one mapping', async () => {
+    const rt = await gpu();
+    const a = rt.upload(Float32Array.from([1, 2, 3, 4, 5]));
+    const b = rt.upload(Uint32Array.from([7, 8, 9]));
+    const before = { ...rt.counters };
+    const [whole, range, odd] = await rt.readMany([{ buffer: a, bytes: 20 }, { buffer: b, bytes: 8, offset: 4 }, { buffer: a, bytes: 4, offset: 16 }]);
+    expect([...new Float32Array(whole as ArrayBuffer)]).toEqual([1, 2, 3, 4, 5]);
+    expect([...new Uint32Array(range as ArrayBuffer)]).toEqual([8, 9]);
+    expect([...new Float32Array(odd as ArrayBuffer)]).toEqual([5]);
+    expect(rt.counters.readbacks - before.readbacks).toBe(1);
+    expect(rt.counters.submits - before.submits).toBe(1);
+    rt.release(a);
+    rt.release(b);
+  });
+
   it('pool reuses buffers and tracks the high-water mark', async () => {
     const rt = await gpu();
     rt.pool.resetHighWater();
