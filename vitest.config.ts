@@ -10,6 +10,8 @@ export default defineConfig({
     maxWorkers: 2,
     // `lungpath train` autotunes kernels by default; tests run the heuristic versions (fast, the same
     // on every run) unless a test asks for a mode. CLI child processes inherit it.
-    env: { LUNGPATH_KERNELS: 'heuristic' },
+    // LUNGPATH_FROM_SOURCE: a spawned `bin/lungpath.js` runs src/ through tsx, not dist/, so the CLI
+    // tests test the same code as the rest of the suite.
+    env: { LUNGPATH_KERNELS: 'heuristic', LUNGPATH_FROM_SOURCE: '1' },
   },
 });

@@ -1,7 +1,20 @@
 #!/usr/bin/env node
-// The lungpath CLI: runs the TypeScript sources through tsx (no build step).
-import { register } from 'tsx/esm/api';
-
-register();
-const { main } = await import('../src/cli.ts');
-process.exitCode = await main(process.argv.slice(2));
+// The lungpath CLI: runs the built JavaScript in dist/ (`npm run build`; `npm run setup` builds).
+// LUNGPATH_FROM_SOURCE=1 runs the TypeScript sources through tsx instead (a development
+// dependency): the test suite sets it, so spawned CLIs test the same code as the tests.
+if (process.env.LUNGPATH_FROM_SOURCE === '1') {
+  const { register } = await import('tsx/esm/api');
+  register();
+  const { main } = await import('../src/cli.ts');
+  process.exitCode = await main(process.argv.slice(2));
+} else {
+  let cli;
+  try {
+    cli = await import('../dist/cli.js');
+  } catch (e) {
+    if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e.message).includes('dist/cli.js')) throw e;
+    console.error('lungpath: dist/cli.js is missing: run `npm run build` (or `npm run setup`) in the lungpath folder first');
+    process.exit(1);
+  }
+  process.exitCode = await cli.main(process.argv.slice(2));
+}

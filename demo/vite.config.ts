@@ -1,6 +1,6 @@
 /**
  * Vite config of the browser demo: the page in demo/, its kernels and network code imported from
- * the repository's wgsl/ and src/ (no copies), built to dist/demo and served on 127.0.0.1 only
+ * the repository's wgsl/ and src/ (no copies), built to dist-demo/ and served on 127.0.0.1 only
  * (WebGPU needs a secure context: http://127.0.0.1 is one).
  *
  *   npm run demo        build, then serve the build (vite preview) and print its address
@@ -18,7 +18,7 @@ export default defineConfig({
   publicDir: 'public',
   logLevel: 'info',
   build: {
-    outDir: `${repoRoot}dist/demo`,
+    outDir: `${repoRoot}dist-demo`,
     emptyOutDir: true,
     target: 'es2022',
     // The demo model ships as separate files in public/model; never inline them.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lungpath set-up: npm dependencies; Debian's Chromium for the browser test of the demo
+# lungpath set-up: npm dependencies; the build (dist/, which the CLI runs); Debian's Chromium for the browser test of the demo
 # (test/browser/demo.test.ts) when /usr/bin/chromium is missing and apt is usable as root; and — when
 # Dawn finds no WebGPU adapter and apt is usable as root — a CPU Vulkan driver (lavapipe from
 # Mesa >= 25, Debian bookworm-backports; see ../shared/ENVIRONMENT.md).
@@ -13,6 +13,8 @@ if [ -f package-lock.json ]; then
 else
   npm install --no-audit --no-fund
 fi
+# The CLI (bin/lungpath.js) runs the built JavaScript in dist/: a few seconds.
+node scripts/build.mjs
 
 apt_as_root() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 

@@ -2,17 +2,19 @@
  * The `lungpath` command line: train, evaluate, predict, synth. Each command parses its own flags
  * with node:util parseArgs (strict: unknown flags and bad values are refused) and has --help.
  */
-import { runEvaluate } from './train/commands/evaluate.ts';
-import { runPredict } from './train/commands/predict.ts';
-import { runSynth } from './train/commands/synth.ts';
-import { runTrain } from './train/commands/train.ts';
 import { UsageError } from './train/commands/args.ts';
 
-const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
-  train: { summary: 'train both levels (default: synthetic data, tiny preset)', run: runTrain },
-  evaluate: { summary: 'accuracy, confusion, ROC/AUC of a trained run on a split', run: runEvaluate },
-  predict: { summary: 'classify images, with per-patch probabilities and heatmaps', run: runPredict },
-  synth: { summary: 'generate a synthetic H&E dataset', run: runSynth },
+/** A command: its line in the usage, and its module, imported only when the command runs (fast --help). */
+interface Command {
+  summary: string;
+  load: () => Promise<(argv: string[]) => Promise<number>>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  train: { summary: 'train both levels (default: synthetic data, tiny preset)', load: async () => (await import('./train/commands/train.ts')).runTrain },
+  evaluate: { summary: 'accuracy, confusion, ROC/AUC of a trained run on a split', load: async () => (await import('./train/commands/evaluate.ts')).runEvaluate },
+  predict: { summary: 'classify images, with per-patch probabilities and heatmaps', load: async () => (await import('./train/commands/predict.ts')).runPredict },
+  synth: { summary: 'generate a synthetic H&E dataset', load: async () => (await import('./train/commands/synth.ts')).runSynth },
 };
 
 function usage(): string {
@@ -32,7 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await (await command.load())(rest);
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`lungpath ${name}: ${e.message}\nRun 'lungpath ${name} --help' for the options.`);

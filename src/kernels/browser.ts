@@ -1,19 +1,14 @@
 /**
- * Browser entry to the GPU: `navigator.gpu`, WGSL bundled from the same wgsl/ folder by Vite.
+ * Browser entry to the GPU: `navigator.gpu`, WGSL bundled with the code (wgsl_sources.ts).
  */
 import { createRuntimeFromGpu, NO_ADAPTER_HELP, type DeviceOptions } from './device.ts';
 import type { Runtime } from './runtime.ts';
+import { bundledShaderSources } from './wgsl_sources.ts';
 
-const modules = import.meta.glob('../../wgsl/*.wgsl', { query: '?raw', import: 'default', eager: true }) as Record<string, string>;
+export { bundledShaderSources } from './wgsl_sources.ts';
 
-/** The bundled WGSL files keyed by name without extension, as loadShaderSources() in Node. */
-export function bundledShaderSources(): Record<string, string> {
-  const sources: Record<string, string> = {};
-  for (const [path, text] of Object.entries(modules)) sources[path.slice(path.lastIndexOf('/') + 1, -5)] = text;
-  return sources;
-}
-
+/** A Runtime on the browser's WebGPU adapter (`navigator.gpu`); throws a clear error without WebGPU. */
 export async function createBrowserRuntime(options: DeviceOptions = {}): Promise<Runtime> {
-  if (!('gpu' in navigator) || !navigator.gpu) throw new Error(`This browser has no WebGPU. ${NO_ADAPTER_HELP}`);
+  if (typeof navigator === 'undefined' || !('gpu' in navigator) || !navigator.gpu) throw new Error(`This browser has no WebGPU. ${NO_ADAPTER_HELP}`);
   return createRuntimeFromGpu(navigator.gpu, bundledShaderSources(), options);
 }

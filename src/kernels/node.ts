@@ -1,10 +1,12 @@
 /**
  * Node entry to the GPU: Dawn through the npm `webgpu` package, WGSL read from the wgsl/ folder.
+ * Dawn's start-up notice about clamped dynamic-buffer limits is hidden (native_stderr.ts).
  */
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRuntimeFromGpu, type DeviceOptions } from './device.ts';
+import { withDawnNoticeHidden } from './native_stderr.ts';
 import type { Runtime } from './runtime.ts';
 
 export interface NodeDeviceOptions extends DeviceOptions {
@@ -52,5 +54,5 @@ export function loadShaderSources(dir = wgslDirectory()): Record<string, string>
 export async function createNodeRuntime(options: NodeDeviceOptions = {}): Promise<Runtime> {
   const flags = options.dawnFlags ?? dawnFlagsFromEnv();
   const gpu = await nodeGpu(flags);
-  return createRuntimeFromGpu(gpu, loadShaderSources(), options);
+  return withDawnNoticeHidden(() => createRuntimeFromGpu(gpu, loadShaderSources(), options));
 }

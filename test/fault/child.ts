@@ -27,7 +27,7 @@ export class TrainChild {
   private done = false;
 
   constructor(args: readonly string[], env: Record<string, string>) {
-    this.process = spawn(process.execPath, ['bin/lungpath.js', 'train', ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = spawn(process.execPath, ['bin/lungpath.js', 'train', ...args], { cwd: REPO_ROOT, env: { ...process.env, LUNGPATH_FROM_SOURCE: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     for (const [stream, lines] of [[this.process.stdout, this.stdout], [this.process.stderr, this.stderr]] as const) {
       createInterface({ input: stream! }).on('line', (line) => {
         lines.push(line);

@@ -1,0 +1,16 @@
+/**
+ * `lungpath/nn` (browser-safe): tensors on the GPU, the tape (reverse-mode autodiff), ops with
+ * their backward rules, modules, Adam, the two networks of the model, safetensors, and
+ * classification of one decoded image.
+ */
+export { Tensor, Parameter, shapeSize, formatShape } from './tensor.ts';
+export { Tape, type TapeNode } from './tape.ts';
+export * from './ops.ts';
+export * from './modules.ts';
+export { Adam, stepLr, type AdamOptions } from './optim.ts';
+export { Rng } from './random.ts';
+export * from './networks.ts';
+export * from './config.ts';
+export * from './safetensors.ts';
+export * from './weights.ts';
+export * from './classify.ts';
