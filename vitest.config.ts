@@ -1,6 +1,19 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
+
+
 export default defineConfig({
+  // The package's own entry points, as examples/ import them, resolved to the sources (not dist/).
+  resolve: {
+    alias: [
+      { find: /^lungpath$/, replacement: src('index.ts') },
+      { find: /^lungpath\/kernels$/, replacement: src('kernels/index.node.ts') },
+      { find: /^lungpath\/nn$/, replacement: src('nn/index.ts') },
+      { find: /^lungpath\/train$/, replacement: src('train/index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     // lavapipe compiles each shader with LLVM on first use: slow on 2 cores.
