@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * `lungpath` in a browser bundle: load a trained model from its two safetensors files and classify
  * decoded pixels, on `navigator.gpu`. No Node modules; the WGSL is embedded in the package.

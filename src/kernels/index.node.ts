@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * `lungpath/kernels` in Node: everything of index.ts plus Dawn (npm `webgpu`) and the WGSL read
  * from the package's wgsl/ folder.

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * `lungpath/kernels` (browser-safe): the WebGPU runtime, the kernel launchers with their CPU
  * references, kernel autotuning, and `createBrowserRuntime`. Node adds `createNodeRuntime`

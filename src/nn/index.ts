@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * `lungpath/nn` (browser-safe): tensors on the GPU, the tape (reverse-mode autodiff), ops with
  * their backward rules, modules, Adam, the two networks of the model, safetensors, and

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * `lungpath/train` (Node only): run folders, datasets and image decoding (sharp), evaluation with
  * metrics and plots, prediction, checkpoints, synthetic data, heatmaps — what the CLI is built of.
