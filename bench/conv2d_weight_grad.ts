@@ -23,8 +23,7 @@ import {
   conv2dWeightGradSupports,
   type Conv2dWeightGradVariant,
 } from '../src/kernels/conv2d_weight_grad.ts';
-import { closeMismatches } from '../test/helpers/check.ts';
-import { randomArray } from '../test/helpers/random.ts';
+import { closeMismatches, randomArray } from '../src/kernels/check.ts';
 
 const { values } = parseArgs({ options: { iterations: { type: 'string', default: '5' }, only: { type: 'string' } } });
 const iterations = Number(values.iterations);

@@ -1,7 +1,7 @@
 /**
  * The Level-1 patch network of MODEL-SPEC.md written with TensorFlow.js ops, for the TF.js side of
- * the benchmark (bench/tfjs.ts). Same blocks as src/nn/networks.ts, generated from the same
- * ModelConfig: per block conv3×3(+bias) → BatchNorm (batch statistics) → ReLU, twice, then
+ * the benchmark (bench/tfjs.ts). Its convolutions come from src/nn/architecture.ts (the one
+ * description of the network), for the same ModelConfig: per block conv3×3(+bias) → BatchNorm (batch statistics) → ReLU, twice, then
  * conv2×2/s2 → BN → ReLU when the block downsamples; a final 1×1 conv to one channel; flatten;
  * Linear(map², C); log_softmax; NLL.
  *
@@ -15,6 +15,7 @@
  * after `navigator.gpu` is set, and handed in as `tf`.
  */
 import type * as TF from '@tensorflow/tfjs';
+import { patchNetworkSpec } from '../src/nn/architecture.ts';
 import { derivedSizes, type ModelConfig } from '../src/nn/config.ts';
 
 export type Tf = typeof TF;
@@ -70,23 +71,12 @@ const BN_MOMENTUM = 0.1;
 /** TF.js variable names are global to its engine: each network gets its own suffix. */
 let networksBuilt = 0;
 
-/** The convolutions of the Level-1 features stack, with their PyTorch indices. */
+/** The convolutions of the Level-1 features stack, with their PyTorch indices: from src/nn/architecture.ts, the one description. */
 function convLayers(config: ModelConfig): ConvLayer[] {
-  const layers: ConvLayer[] = [];
-  let index = 0;
-  let c = 3;
-  const add = (cIn: number, cOut: number, kernel: number, stride: number, pad: number) => {
-    layers.push({ index, cIn, cOut, kernel, stride, pad, bnRelu: true });
-    index += 3;
-  };
-  config.level1.widths.forEach((width, i) => {
-    add(c, width, 3, 1, 1);
-    add(width, width, 3, 1, 1);
-    if (config.level1.downsample[i]) add(width, width, 2, 2, 0);
-    c = width;
-  });
-  layers.push({ index, cIn: c, cOut: 1, kernel: 1, stride: 1, pad: 0, bnRelu: false });
-  return layers;
+  const { features } = patchNetworkSpec(config);
+  return features.flatMap((l, i) =>
+    l.kind === 'conv2d' ? [{ index: i, cIn: l.cIn, cOut: l.cOut, kernel: l.kernel, stride: l.stride, pad: l.pad, bnRelu: features[i + 1]?.kind === 'batchnorm2d' }] : [],
+  );
 }
 
 /** Trainable parameter shapes by PyTorch name, in TF.js layout (HWIO filters, [in, out] linear). */

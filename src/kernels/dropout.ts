@@ -7,8 +7,8 @@
  * backward recomputes it and dropoutMaskRef reproduces it bit for bit. See wgsl/dropout.wgsl.
  */
 import { Uniforms, defineKernel } from './kernel.ts';
-import { VEC4_BLOCK, vec4ElementPass } from './relu.ts';
 import type { Runtime } from './runtime.ts';
+import { VEC4_BLOCK, vec4ElementPass } from './vec4_pass.ts';
 
 const kernel = defineKernel({ name: 'dropout', shader: 'dropout', bindings: ['write', 'read'], uniforms: true, constants: VEC4_BLOCK });
 

@@ -20,6 +20,8 @@ export * from './batchnorm2d.ts';
 export { BATCHNORM_EPS, BATCHNORM_MOMENTUM } from './batchnorm2d_ref.ts';
 export * from './linear.ts';
 export * from './relu.ts';
+export * from './vec4_pass.ts';
+export * from './check.ts';
 export * from './dropout.ts';
 export * from './elementwise.ts';
 export * from './log_softmax_nll.ts';

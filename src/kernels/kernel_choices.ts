@@ -14,7 +14,7 @@
  * Every choice made is also logged (`used`), so a run can check that its table covered every launch.
  */
 import type { Conv2dShape } from './conv2d_shape.ts';
-import type { LinearShape } from './linear.ts';
+import type { LinearShape } from './linear_shape.ts';
 
 /** The ops that have versions to choose between, and the shape each is keyed by. */
 export interface KernelShapes {

@@ -10,13 +10,9 @@
 import { defineKernel, flatWorkgroups, Uniforms } from './kernel.ts';
 import type { Runtime } from './runtime.ts';
 import { elementRange } from './elementwise.ts';
+import type { LinearShape } from './linear_shape.ts';
 
-/** Shape of a linear layer applied to a batch: x[n, inFeatures] → y[n, outFeatures]. */
-export interface LinearShape {
-  n: number;
-  inFeatures: number;
-  outFeatures: number;
-}
+export type { LinearShape } from './linear_shape.ts';
 
 /** GEMM versions: `tiled` (shared-memory tiles, 2×2 outputs per lane), `cols` (lanes over columns, 8 rows per lane). */
 export const LINEAR_GEMM_VARIANTS = ['tiled', 'cols'] as const;

@@ -12,7 +12,8 @@
  */
 import { cropPatches, patchGrid } from '../kernels/crop_patches.ts';
 import type { Runtime } from '../kernels/runtime.ts';
-import { derivedSizes, stateFloatCounts, validateConfig, type ModelConfig } from './config.ts';
+import { stateFloatCounts } from './architecture.ts';
+import { derivedSizes, validateConfig, type ModelConfig } from './config.ts';
 import { buildImageNetwork, buildPatchNetwork, type TwoPartNetwork } from './networks.ts';
 import { logSoftmax } from './ops.ts';
 import { parseSafetensors, type SafetensorsFile } from './safetensors.ts';

@@ -2,7 +2,7 @@
  * The two-level model's configuration: the JSON schema of `config.json` in a run folder and of the
  * weights' metadata, the `seed` preset (MODEL-SPEC.md exactly) and the small `tiny` preset, and the
  * sizes both networks derive from it. A config that cannot work is refused with a message naming
- * the field.
+ * the field. The layer lists the sizes feed are in architecture.ts.
  */
 
 export interface LevelBlocks {
@@ -66,37 +66,6 @@ export function derivedSizes(config: ModelConfig): DerivedSizes {
     level2Patches: perRow2 * perRow2,
     level2MapSize: downsampled(featureMapSize, config.level2.downsample),
   };
-}
-
-/**
- * Float values in each network's state_dict (parameters and BatchNorm running statistics; not the
- * integer num_batches_tracked), computed from the config alone — the layer list of networks.ts,
- * counted without building anything, so a weights file can be checked against the config its
- * metadata carries before GPU memory is spent on it. networks.test.ts checks it against the built
- * networks.
- */
-export function stateFloatCounts(config: ModelConfig): { level1: number; level2: number } {
-  const { featureMapSize, level2Patches, level2MapSize } = derivedSizes(config);
-  const features = (cIn: number, blocks: LevelBlocks) => {
-    // conv (weights + bias) followed by BatchNorm (weight, bias, running mean and var).
-    const convBn = (from: number, to: number, k: number) => from * to * k * k + to + 4 * to;
-    let c = cIn;
-    let n = 0;
-    blocks.widths.forEach((w, i) => {
-      n += convBn(c, w, 3) + convBn(w, w, 3) + (blocks.downsample[i] ? convBn(w, w, 2) : 0);
-      c = w;
-    });
-    return n + c + 1; // the final 1×1 conv to one channel
-  };
-  const linear = (from: number, to: number) => from * to + to;
-  let width = level2MapSize * level2MapSize;
-  let level2 = features(level2Patches, config.level2);
-  for (const hidden of config.level2.hidden) {
-    level2 += linear(width, hidden);
-    width = hidden;
-  }
-  level2 += linear(width, config.classes.length);
-  return { level1: features(3, config.level1) + linear(featureMapSize * featureMapSize, config.classes.length), level2 };
 }
 
 /** Side after each 2×2 stride-2 conv: floor(size / 2), as PyTorch. */

@@ -3,11 +3,13 @@
  * Each module is built with its full state_dict prefix (e.g. `features.3`), so its parameters
  * and buffers carry the names `features.3.weight`, `features.4.running_mean`, … that torch uses.
  */
+import type { KernelRequest } from '../kernels/autotune.ts';
+import { conv2dOutputSize, type Conv2dShape } from '../kernels/conv2d_shape.ts';
 import type { Runtime } from '../kernels/runtime.ts';
 import { batchNorm2d, conv2d, dropout, linear, relu, reshape, type BatchNormState } from './ops.ts';
 import type { Rng } from './random.ts';
 import type { Tape } from './tape.ts';
-import { Parameter, Tensor } from './tensor.ts';
+import { formatShape, Parameter, Tensor } from './tensor.ts';
 
 /** What a forward pass needs besides its input. */
 export interface ForwardContext {
@@ -29,10 +31,25 @@ export interface StateEntry {
   set?: (value: number) => void;
 }
 
+/**
+ * A shape-only walk of a module (kernel_uses.ts): the multi-version kernels it would launch, for
+ * autotuning before a run. Forward: each Conv2d's and Linear's forward; training adds their weight
+ * gradient and, past the first layer (whose input needs no gradient), their data gradient.
+ */
+export interface KernelTrace {
+  training: boolean;
+  /** Whether the tensor flowing in needs a gradient (false for the network's input). */
+  needsGrad: boolean;
+  uses: KernelRequest[];
+}
+
 export abstract class Module {
   training = true;
 
   abstract forward(x: Tensor, ctx: ForwardContext): Tensor;
+
+  /** The output shape for an input of `shape`, recording in `t` the kernels forward (and backward) would launch. */
+  abstract trace(shape: readonly number[], t: KernelTrace): readonly number[];
 
   /** Sub-modules in order. */
   children(): Module[] {
@@ -98,6 +115,21 @@ export class Conv2d extends Module {
   forward(x: Tensor, ctx: ForwardContext): Tensor {
     return conv2d(x, this.weight, this.bias, this.stride, this.pad, ctx.tape, this.prefix);
   }
+
+  trace(shape: readonly number[], t: KernelTrace): readonly number[] {
+    if (shape.length !== 4) throw new Error(`kernelUses: conv '${this.prefix}' needs an NCHW input, got ${formatShape(shape)}`);
+    const [n, cIn, h, w] = shape as [number, number, number, number];
+    const [cOut] = this.weight.shape as [number];
+    const s: Conv2dShape = { n, cIn, h, w, cOut, kh: this.kernel, kw: this.kernel, stride: this.stride, pad: this.pad };
+    t.uses.push({ op: 'conv2d.forward', shape: s });
+    if (t.training) {
+      if (t.needsGrad) t.uses.push({ op: 'conv2d.dx', shape: s });
+      t.uses.push({ op: 'conv2d.dw', shape: s });
+    }
+    t.needsGrad = t.training;
+    const { ho, wo } = conv2dOutputSize(s);
+    return [n, cOut, ho, wo];
+  }
 }
 
 export class BatchNorm2d extends Module {
@@ -141,6 +173,10 @@ export class BatchNorm2d extends Module {
     if (this.training) this.numBatchesTracked++;
     return batchNorm2d(x, this.state_, this.training, ctx.tape, this.prefix);
   }
+
+  trace(shape: readonly number[]): readonly number[] {
+    return shape;
+  }
 }
 
 export class ReLU extends Module {
@@ -150,6 +186,10 @@ export class ReLU extends Module {
 
   forward(x: Tensor, ctx: ForwardContext): Tensor {
     return relu(x, ctx.tape, this.prefix);
+  }
+
+  trace(shape: readonly number[]): readonly number[] {
+    return shape;
   }
 }
 
@@ -171,6 +211,20 @@ export class Linear extends Module {
   forward(x: Tensor, ctx: ForwardContext): Tensor {
     return linear(x, this.weight, this.bias, ctx.tape, this.prefix);
   }
+
+  trace(shape: readonly number[], t: KernelTrace): readonly number[] {
+    if (shape.length !== 2) throw new Error(`kernelUses: linear '${this.prefix}' needs [n, features], got ${formatShape(shape)}`);
+    const [n, inFeatures] = shape as [number, number];
+    const [outFeatures] = this.weight.shape as [number];
+    const s = { n, inFeatures, outFeatures };
+    t.uses.push({ op: 'linear.forward', shape: s });
+    if (t.training) {
+      if (t.needsGrad) t.uses.push({ op: 'linear.dx', shape: s });
+      t.uses.push({ op: 'linear.dw', shape: s });
+    }
+    t.needsGrad = t.training;
+    return [n, outFeatures];
+  }
 }
 
 export class Dropout extends Module {
@@ -187,6 +241,10 @@ export class Dropout extends Module {
     if (x.size >= 1 << 24) throw new Error(`dropout '${this.prefix}': ${x.size} elements exceed the 2^24 counters of one stream`);
     return dropout(x, this.p, ctx.seed, this.stream * (1 << 24), ctx.tape, this.prefix);
   }
+
+  trace(shape: readonly number[]): readonly number[] {
+    return shape;
+  }
 }
 
 /** Flattens [n, ...] to [n, rest], as `x.view(x.size(0), -1)`. */
@@ -194,6 +252,10 @@ export class Flatten extends Module {
   forward(x: Tensor, ctx: ForwardContext): Tensor {
     const n = x.shape[0] as number;
     return reshape(x, [n, x.size / n], ctx.tape);
+  }
+
+  trace(shape: readonly number[]): readonly number[] {
+    return [shape[0] as number, shape.slice(1).reduce((a, b) => a * b, 1)];
   }
 }
 
@@ -215,5 +277,9 @@ export class Sequential extends Module {
       h = next;
     }
     return h === x ? reshape(x, x.shape, ctx.tape) : h;
+  }
+
+  trace(shape: readonly number[], t: KernelTrace): readonly number[] {
+    return this.layers.reduce((s, layer) => layer.trace(s, t), shape);
   }
 }

@@ -38,7 +38,7 @@ import { writeFileAtomic } from '../nn/files.ts';
 import { kernelUses } from '../nn/kernel_uses.ts';
 import { buildImageNetwork, buildPatchNetwork } from '../nn/networks.ts';
 import { listCheckpoints } from './checkpoint.ts';
-import { UsageError } from './commands/args.ts';
+import { UsageError } from './errors.ts';
 import { shardRows } from './data_parallel.ts';
 import type { RunFolder } from './run_folder.ts';
 

@@ -3,13 +3,9 @@
  * refuse bad values with a message naming the flag.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from '../errors.ts';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError } from '../errors.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
