@@ -1,23 +1,21 @@
 /**
  * The per-patch heatmap on a canvas, drawn as the CLI's (src/train/heatmap.ts): the image at the
  * model's size, enlarged to at least 512 pixels, each patch's stride cell tinted by its Level-1 class
- * with opacity 0.15 + 0.45·confidence, and a thin white grid.
+ * with opacity 0.15 + 0.45·confidence, and a thin white grid. Cells and palette: src/nn/heatmap_cells.ts.
  */
-import type { ModelConfig } from '../src/nn/config.ts';
 import type { ImagePrediction } from '../src/nn/classify.ts';
-
-/** Okabe–Ito colours (colour-blind safe), in the order of src/train/heatmap.ts's CLASS_COLOURS. */
-export const CLASS_COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
+import type { ModelConfig } from '../src/nn/config.ts';
+import { classColour as colourOf, heatmapLayout } from '../src/nn/heatmap_cells.ts';
 
 export function classColour(config: ModelConfig, name: string): string {
-  return CLASS_COLOURS[Math.max(0, config.classes.indexOf(name)) % CLASS_COLOURS.length] as string;
+  return colourOf(config.classes, name);
 }
 
 export function drawHeatmap(canvas: HTMLCanvasElement, rgb: Uint8Array, config: ModelConfig, prediction: ImagePrediction | null): void {
   const side = config.imageSize;
-  const scale = Math.max(1, Math.ceil(512 / side));
-  canvas.width = side * scale;
-  canvas.height = side * scale;
+  const layout = heatmapLayout(config, prediction);
+  canvas.width = layout.side;
+  canvas.height = layout.side;
   const ctx = canvas.getContext('2d');
   if (!ctx) return;
   const rgba = new Uint8ClampedArray(side * side * 4);
@@ -33,19 +31,14 @@ export function drawHeatmap(canvas: HTMLCanvasElement, rgb: Uint8Array, config: 
   source.getContext('2d')?.putImageData(new ImageData(rgba, side, side), 0, 0);
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
-  if (!prediction) return;
-  const stride = config.patch.stride * scale;
-  const inset = ((config.patch.size - config.patch.stride) * scale) / 2;
-  for (const p of prediction.patches) {
-    const x = p.x * stride + inset;
-    const y = p.y * stride + inset;
-    ctx.globalAlpha = 0.15 + 0.45 * (p.probabilities[p.class] ?? 0);
-    ctx.fillStyle = classColour(config, p.class);
-    ctx.fillRect(x, y, stride, stride);
+  for (const c of layout.cells) {
+    ctx.globalAlpha = c.opacity;
+    ctx.fillStyle = c.colour;
+    ctx.fillRect(c.x, c.y, c.size, c.size);
     ctx.globalAlpha = 0.5;
     ctx.strokeStyle = '#ffffff';
     ctx.lineWidth = 1;
-    ctx.strokeRect(x + 0.5, y + 0.5, stride - 1, stride - 1);
+    ctx.strokeRect(c.x + 0.5, c.y + 0.5, c.size - 1, c.size - 1);
   }
   ctx.globalAlpha = 1;
 }

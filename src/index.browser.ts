@@ -7,6 +7,8 @@
  *   const rt = await createBrowserRuntime();
  *   const model = await loadModel(rt, level1Bytes, level2Bytes);
  *   const prediction = await classifyImage(rt, model.level1, model.level2, model.config, rgb);
+ *
+ * @module lungpath (browser)
  */
 export { createBrowserRuntime } from './kernels/browser.ts';
 export { describeAdapter } from './kernels/device.ts';

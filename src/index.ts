@@ -11,6 +11,8 @@
  * references), `lungpath/nn` (tensors, tape, modules, networks, safetensors), `lungpath/train`
  * (data, training, evaluation; Node only). In a bundler the `browser` condition picks
  * index.browser.ts instead, which has no Node modules.
+ *
+ * @module lungpath
  */
 export { openRun, type OpenRunOptions, type RunClassifier } from './train/open_run.ts';
 export { createNodeRuntime, type NodeDeviceOptions } from './kernels/node.ts';

@@ -6,20 +6,8 @@
  * 2×2 s2 has its own kernels (each input pixel receives from exactly one output pixel), '2x2s2_sg'
  * sharing dy across lanes by subgroupShuffle.
  */
-import {
-  assertSubgroupsOf8,
-  batchChunks,
-  chooseConv2dVariant,
-  conv1x1Narrow,
-  CONV2D_FORWARD_VARIANTS,
-  conv2dVariantApplies,
-  directConv,
-  directKernels,
-  itemsBinding,
-  subgroupKernels,
-  subgroupLanes,
-  subgroupSegments,
-} from './conv2d_forward.ts';
+import { assertSubgroupsOf8, batchChunks, conv1x1Narrow, directConv, directKernels, itemsBinding, subgroupKernels, subgroupLanes, subgroupSegments } from './conv2d_direct.ts';
+import { chooseConv2dVariant, CONV2D_FORWARD_VARIANTS, conv2dVariantApplies } from './conv2d_forward.ts';
 import type { Conv2dShape } from './conv2d_shape.ts';
 import { conv2dOutputSize, validateConv2dShape } from './conv2d_shape.ts';
 import { defineKernel, flatWorkgroups, Uniforms } from './kernel.ts';

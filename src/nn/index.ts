@@ -3,6 +3,8 @@
  * `lungpath/nn` (browser-safe): tensors on the GPU, the tape (reverse-mode autodiff), ops with
  * their backward rules, modules, Adam, the two networks of the model, safetensors, and
  * classification of one decoded image.
+ *
+ * @module lungpath/nn
  */
 export { Tensor, Parameter, shapeSize, formatShape } from './tensor.ts';
 export { Tape, type TapeNode } from './tape.ts';
@@ -17,3 +19,4 @@ export * from './config.ts';
 export * from './safetensors.ts';
 export * from './weights.ts';
 export * from './classify.ts';
+export * from './heatmap_cells.ts';

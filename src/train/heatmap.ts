@@ -1,14 +1,15 @@
 /**
  * The per-patch heatmap: the image (at the model's size) with each patch's stride cell tinted by
  * its Level-1 class (opacity by confidence), a grid, and a legend naming the classes and the
- * image-level prediction. Rendered with sharp (an SVG overlay composited on the image).
+ * image-level prediction. Rendered with sharp (an SVG overlay composited on the image); the cells
+ * and palette are src/nn/heatmap_cells.ts's, as the browser demo's.
  */
 import sharp from 'sharp';
 import type { ModelConfig } from '../nn/config.ts';
+import { CLASS_COLOURS, heatmapLayout } from '../nn/heatmap_cells.ts';
 import type { ImagePrediction } from './predict.ts';
 
-/** Distinct colours for up to 8 classes (Okabe–Ito, colour-blind safe). */
-export const CLASS_COLOURS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
+export { CLASS_COLOURS } from '../nn/heatmap_cells.ts';
 
 function escapeXml(text: string): string {
   return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -16,18 +17,12 @@ function escapeXml(text: string): string {
 
 export async function renderHeatmap(rgb: Uint8Array, config: ModelConfig, prediction: ImagePrediction): Promise<Buffer> {
   // Small images are shown enlarged so the cells and legend stay readable.
-  const scale = Math.max(1, Math.ceil(512 / config.imageSize));
-  const size = config.imageSize * scale;
-  const stride = config.patch.stride * scale;
-  const patch = config.patch.size * scale;
+  const layout = heatmapLayout(config, prediction);
+  const size = layout.side;
   const legendHeight = 52 + 22 * config.classes.length;
-  const cells = prediction.patches.map((p) => {
-    const colour = CLASS_COLOURS[config.classes.indexOf(p.class) % CLASS_COLOURS.length];
-    const confidence = p.probabilities[p.class] ?? 0;
-    const x = p.x * stride + (patch - stride) / 2;
-    const y = p.y * stride + (patch - stride) / 2;
-    return `<rect x="${x}" y="${y}" width="${stride}" height="${stride}" fill="${colour}" fill-opacity="${(0.15 + 0.45 * confidence).toFixed(3)}" stroke="white" stroke-opacity="0.5" stroke-width="1"/>`;
-  });
+  const cells = layout.cells.map(
+    (c) => `<rect x="${c.x}" y="${c.y}" width="${c.size}" height="${c.size}" fill="${c.colour}" fill-opacity="${c.opacity.toFixed(3)}" stroke="white" stroke-opacity="0.5" stroke-width="1"/>`,
+  );
   const legend = config.classes.map((c, i) => {
     const y = size + 50 + 22 * i;
     const p = prediction.probabilities[c] ?? 0;

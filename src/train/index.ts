@@ -2,6 +2,8 @@
 /**
  * `lungpath/train` (Node only): run folders, datasets and image decoding (sharp), evaluation with
  * metrics and plots, prediction, checkpoints, synthetic data, heatmaps — what the CLI is built of.
+ *
+ * @module lungpath/train
  */
 export { openRun, type OpenRunOptions, type RunClassifier } from './open_run.ts';
 export { RunFolder, type TrainInfo } from './run_folder.ts';
@@ -13,4 +15,4 @@ export { rocPlot, confusionPlot, trainingCurvesPlot, type CurvePoint } from './p
 export { predictImages } from './predict.ts';
 export { saveCheckpoint, readCheckpoint, listCheckpoints, loadLatestCheckpoint, type CheckpointState } from './checkpoint.ts';
 export { generateSynthDataset, renderSynthImage, SYNTH_CLASSES, type SynthOptions } from './synth.ts';
-export { renderHeatmap, CLASS_COLOURS } from './heatmap.ts';
+export { renderHeatmap } from './heatmap.ts';

@@ -20,7 +20,7 @@ import {
 } from '../../src/kernels/autotune.ts';
 import { conv2dBackwardWeight, conv2dWeightGradSupports } from '../../src/kernels/conv2d_weight_grad.ts';
 import { conv2dForward, conv2dForwardRef, conv2dOutputSize, type Conv2dShape } from '../../src/kernels/conv2d.ts';
-import { hasSubgroupsOf8 } from '../../src/kernels/conv2d_forward.ts';
+import { hasSubgroupsOf8 } from '../../src/kernels/conv2d_direct.ts';
 import { conv2dBackwardWeightRef } from '../../src/kernels/conv2d_ref.ts';
 import { kernelKey, type KernelChoice } from '../../src/kernels/kernel_choices.ts';
 import { linearForward, linearForwardRef, type LinearShape } from '../../src/kernels/linear.ts';

@@ -18,7 +18,8 @@ import {
   type Conv2dForwardVariant,
   type Conv2dShape,
 } from '../../src/kernels/conv2d.ts';
-import { batchChunks, hasSubgroupsOf8, isCpuAdapter } from '../../src/kernels/conv2d_forward.ts';
+import { batchChunks, hasSubgroupsOf8 } from '../../src/kernels/conv2d_direct.ts';
+import { isCpuAdapter } from '../../src/kernels/conv2d_forward.ts';
 import { BindingLimitError, type Runtime } from '../../src/kernels/runtime.ts';
 import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
 import { dot, numericGradient } from '../helpers/gradcheck.ts';
