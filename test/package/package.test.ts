@@ -113,6 +113,11 @@ describe('the npm package', () => {
     });
   });
 
+  it("the installed CLI runs the built JavaScript (no tsx in the project)", () => {
+    expect(existsSync(join(app, 'node_modules/tsx'))).toBe(false);
+    expect(run(join(app, 'node_modules/.bin/lungpath'), ['--help'], app)).toMatch(/^Usage: lungpath <command>/);
+  });
+
   it('a TypeScript file type-checks against the shipped declarations, and misuse is refused', () => {
     writeFileSync(join(app, 'check.ts'), `
       import { openRun, type ImagePrediction, type RunClassifier } from 'lungpath';
