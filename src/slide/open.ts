@@ -1,0 +1,62 @@
+/**
+ * Opening a slide in Node: OpenSlide when it is installed and recognises the file, else the
+ * pure-JavaScript reader (with sharp's libjpeg-turbo for JPEG tiles); `reader` forces one.
+ */
+import { openJsSlide } from './js_reader.ts';
+import { fileSource } from './node_source.ts';
+import { sharpJpegDecoder } from './node_jpeg.ts';
+import { loadOpenSlide, openOpenSlide, openslideProblem } from './openslide.ts';
+import { SlideError, type Slide } from './slide.ts';
+import { jsJpegDecoder } from './jpeg.ts';
+
+export type ReaderChoice = 'auto' | 'openslide' | 'js';
+export const READER_CHOICES: readonly ReaderChoice[] = ['auto', 'openslide', 'js'];
+
+export interface OpenSlideOptions {
+  reader?: ReaderChoice;
+  /** The JS reader's JPEG decoder: 'sharp' (libjpeg-turbo, default in Node) or 'js' (jpeg-js, as in a browser). */
+  jpeg?: 'sharp' | 'js';
+}
+
+/** Opens the slide at `path`; errors are SlideErrors naming the file. */
+export async function openSlide(path: string, options: OpenSlideOptions = {}): Promise<Slide> {
+  const reader = options.reader ?? 'auto';
+  if (reader === 'openslide') return openOpenSlide(path);
+  if (reader === 'auto' && loadOpenSlide()) {
+    try {
+      return openOpenSlide(path);
+    } catch (e) {
+      // OpenSlide did not take it: the JS reader may (it reads the same formats it knows), and its
+      // error is the one reported when it does not either.
+      try {
+        return await openJs(path, options);
+      } catch {
+        throw e;
+      }
+    }
+  }
+  try {
+    return await openJs(path, options);
+  } catch (e) {
+    if (reader === 'auto' && e instanceof SlideError && !loadOpenSlide()) {
+      throw new SlideError(path, `${e.problem} (OpenSlide, which reads more formats, is not available: ${openslideProblem()})`);
+    }
+    throw e;
+  }
+}
+
+async function openJs(path: string, options: OpenSlideOptions): Promise<Slide> {
+  let source;
+  try {
+    source = await fileSource(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new SlideError(path, code === 'ENOENT' ? 'file does not exist' : code === 'EISDIR' ? 'is a folder, not a slide file' : `cannot open (${code ?? (e as Error).message})`);
+  }
+  try {
+    return await openJsSlide(source, { decoder: options.jpeg === 'js' ? jsJpegDecoder() : sharpJpegDecoder });
+  } catch (e) {
+    await source.close?.();
+    throw e;
+  }
+}
