@@ -2,6 +2,7 @@
  * Opening a slide in Node: OpenSlide when it is installed and recognises the file, else the
  * pure-JavaScript reader (with sharp's libjpeg-turbo for JPEG tiles); `reader` forces one.
  */
+import { stat } from 'node:fs/promises';
 import { openJsSlide } from './js_reader.ts';
 import { fileSource } from './node_source.ts';
 import { sharpJpegDecoder } from './node_jpeg.ts';
@@ -21,6 +22,7 @@ export interface OpenSlideOptions {
 /** Opens the slide at `path`; errors are SlideErrors naming the file. */
 export async function openSlide(path: string, options: OpenSlideOptions = {}): Promise<Slide> {
   const reader = options.reader ?? 'auto';
+  await checkFile(path);
   if (reader === 'openslide') return openOpenSlide(path);
   if (reader === 'auto' && loadOpenSlide()) {
     try {
@@ -59,4 +61,17 @@ async function openJs(path: string, options: OpenSlideOptions): Promise<Slide> {
     await source.close?.();
     throw e;
   }
+}
+
+/** A SlideError for a path that is not a readable file, before any reader looks at it. */
+async function checkFile(path: string): Promise<void> {
+  let s;
+  try {
+    s = await stat(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new SlideError(path, code === 'ENOENT' ? 'file does not exist' : `cannot read (${code ?? (e as Error).message})`);
+  }
+  if (s.isDirectory()) throw new SlideError(path, 'is a folder, not a slide file (MIRAX and other multi-file formats: give the main file, e.g. the .mrxs)');
+  if (s.size === 0) throw new SlideError(path, 'file is empty');
 }

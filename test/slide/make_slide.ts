@@ -7,7 +7,8 @@
  * the file as Aperio SVS; 'tiff' leaves a generic tiled TIFF whose mpp is in the resolution tags.
  *
  * Regions are polygons in level-0 pixels (outer ring, then holes), given per class; a texture of
- * the class (one 256-px synthetic image, repeated) fills each region.
+ * the class (one 256-px synthetic image, repeated, its white space filled with pale stroma) fills
+ * each region.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import sharp, { type OverlayOptions } from 'sharp';
@@ -38,6 +39,8 @@ export interface TestSlideSpec {
 }
 
 export const BACKGROUND = { r: 241, g: 240, b: 238 };
+/** Pale eosin-stained stroma (HSV saturation 0.25). */
+const STROMA = [228, 172, 198];
 
 /** Whether (x, y) lies inside a polygon with holes (even-odd over all rings). */
 export function insidePolygon(polygon: Polygon, x: number, y: number): boolean {
@@ -65,6 +68,14 @@ function texture(className: string, seed: number): Uint8Array {
   if (!t) {
     const cls = Math.max(0, (SYNTH_CLASSES as readonly string[]).indexOf(className));
     t = renderSynthImage(cls, 256, seed + cls);
+    // The generator clears white space (alveoli, lumens) at the scale of a 2560-px image; at slide
+    // scale those would be large holes in the region. Fill them with pale stroma so that a region is
+    // tissue throughout: the known layout the mask is checked against.
+    for (let i = 0; i < t.length; i += 3) {
+      const max = Math.max(t[i]!, t[i + 1]!, t[i + 2]!);
+      const min = Math.min(t[i]!, t[i + 1]!, t[i + 2]!);
+      if (max - min < 40) t.set(STROMA, i);
+    }
     textures.set(key, t);
   }
   return t;
