@@ -1,11 +1,12 @@
 /**
- * The `lungpath` command line: train, evaluate, predict, synth. Each command parses its own flags
+ * The `lungpath` command line: train, evaluate, predict, synth, slide info, tiles. Each command parses its own flags
  * with node:util parseArgs (strict: unknown flags and bad values are refused) and has --help.
  */
 import { runEvaluate } from './train/commands/evaluate.ts';
 import { runPredict } from './train/commands/predict.ts';
 import { runSlide } from './train/commands/slide.ts';
 import { runSynth } from './train/commands/synth.ts';
+import { runTiles } from './train/commands/tiles.ts';
 import { runTrain } from './train/commands/train.ts';
 import { UsageError } from './train/commands/args.ts';
 
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   predict: { summary: 'classify images, with per-patch probabilities and heatmaps', run: runPredict },
   synth: { summary: 'generate a synthetic H&E dataset', run: runSynth },
   slide: { summary: 'slide info SLIDE...: levels, mpp, vendor of whole-slide images', run: runSlide },
+  tiles: { summary: 'cut training tiles from whole slides (QuPath annotations or slide labels)', run: runTiles },
 };
 
 function usage(): string {
