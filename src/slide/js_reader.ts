@@ -232,7 +232,7 @@ class JsSlide implements Slide {
     try {
       decoded = await this.decoder(joinJpegTables(image.jpegTables, bytes), image.ycbcr);
     } catch (e) {
-      throw new SlideError(this.source.name, `level ${level} tile ${index}: JPEG data could not be decoded (${(e as Error).message ?? e})`);
+      throw new SlideError(this.source.name, `level ${level} tile ${index}: JPEG data could not be decoded (${String((e as Error).message ?? e).split('\n')[0]})`);
     }
     if (decoded.width !== tw || decoded.height !== th) throw new SlideError(this.source.name, `level ${level} tile ${index}: JPEG is ${decoded.width}×${decoded.height}, the TIFF says tiles are ${tw}×${th}`);
     return decoded.data;

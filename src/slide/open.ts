@@ -28,12 +28,13 @@ export async function openSlide(path: string, options: OpenSlideOptions = {}): P
     try {
       return openOpenSlide(path);
     } catch (e) {
-      // OpenSlide did not take it: the JS reader may (it reads the same formats it knows), and its
-      // error is the one reported when it does not either.
+      // OpenSlide did not take it: the JS reader may. When neither does, both say why (the JS
+      // reader's TIFF checks are often more specific, e.g. 'truncated').
       try {
         return await openJs(path, options);
-      } catch {
-        throw e;
+      } catch (jsError) {
+        if (!(e instanceof SlideError) || !(jsError instanceof SlideError)) throw e;
+        throw new SlideError(path, `${e.problem}; the JavaScript TIFF reader: ${jsError.problem}`);
       }
     }
   }
