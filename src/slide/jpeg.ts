@@ -25,8 +25,8 @@ export function joinJpegTables(tables: Uint8Array | undefined, tile: Uint8Array)
   return out;
 }
 
-/** jpeg-js, pure JavaScript; refuses streams over `maxMegapixels`. */
-export function jsJpegDecoder(maxMegapixels = 64): JpegDecoder {
+/** jpeg-js, pure JavaScript; refuses streams over `maxMegapixels` (a 4096² tile is 16.8). */
+export function jsJpegDecoder(maxMegapixels = 17): JpegDecoder {
   return async (jpeg, ycbcr) => {
     const image = decode(jpeg, { useTArray: true, formatAsRGBA: false, colorTransform: ycbcr, maxResolutionInMP: maxMegapixels, maxMemoryUsageInMB: 1024 });
     return { width: image.width, height: image.height, data: image.data };

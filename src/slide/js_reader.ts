@@ -96,7 +96,7 @@ function describeTiled(ifd: Ifd, fail: (p: string) => never): TiledImage {
   const height = need(TAG.ImageLength, 'ImageLength');
   const tileWidth = need(TAG.TileWidth, 'TileWidth');
   const tileHeight = need(TAG.TileLength, 'TileLength');
-  if (tileWidth > 8192 || tileHeight > 8192) fail(`${at}: tiles of ${tileWidth}×${tileHeight} are larger than 8192×8192`);
+  if (tileWidth > 4096 || tileHeight > 4096) fail(`${at}: tiles of ${tileWidth}×${tileHeight} are larger than 4096×4096`);
   const compression = scalar(ifd, TAG.Compression, 'Compression', fail, 1)!;
   if (compression !== COMPRESSION_NONE && compression !== COMPRESSION_JPEG) {
     fail(`${at}: unsupported compression ${compression}${COMPRESSION_NAMES[compression] ? ` (${COMPRESSION_NAMES[compression]})` : ''}; this reader decodes uncompressed and JPEG tiles${compression === 33003 || compression === 33005 ? ' (OpenSlide reads JPEG 2000 SVS: use --reader openslide)' : ''}`);
