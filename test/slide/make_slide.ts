@@ -62,7 +62,8 @@ export function regionAt(regions: readonly TestRegion[], x: number, y: number): 
 }
 
 const textures = new Map<string, Uint8Array>();
-function texture(className: string, seed: number): Uint8Array {
+/** The 256-px texture of a class: one synthetic image, white space filled with pale stroma. */
+export function texture(className: string, seed: number): Uint8Array {
   const key = `${className}/${seed}`;
   let t = textures.get(key);
   if (!t) {
