@@ -2,8 +2,8 @@
  * The pure-JavaScript slide reader: tiled pyramidal TIFF ('generic-tiff') and Aperio SVS ('aperio'),
  * uncompressed or JPEG tiles (JPEGTables shared or not, YCbCr or RGB), over any ByteSource — no
  * file system, so it runs in browsers. Levels are the tiled directories, largest first; Aperio's
- * untiled directories are associated images (the second is 'thumbnail', the others 'label' or
- * 'macro' by their description), as OpenSlide names them. Microns per pixel come from Aperio's
+ * untiled directories are associated images (the second is 'thumbnail', the others named by the
+ * first word of their description's second line: 'label', 'macro'), as OpenSlide names them. Microns per pixel come from Aperio's
  * 'MPP =' field, else from the resolution tags (centimetre or inch units); objective power from
  * 'AppMag ='. Decoded tiles are kept in a small LRU cache (CACHE_TILES).
  */
@@ -61,8 +61,7 @@ export async function openJsSlide(source: ByteSource, options: JsReaderOptions =
       if (tiled.length > 0 && !aperio && (scalar(ifd, TAG.NewSubfileType, 'NewSubfileType', fail, 0)! & 1) === 0) continue; // generic TIFF: only reduced-resolution images are levels
       tiled.push(image);
     } else if (aperio) {
-      const text = ifd.tags.get(TAG.ImageDescription);
-      const label = ifd.index === 1 ? 'thumbnail' : typeof text === 'string' && /label/i.test(text) ? 'label' : typeof text === 'string' && /macro/i.test(text) ? 'macro' : null;
+      const label = ifd.index === 1 ? 'thumbnail' : aperioAssociatedName(ifd.tags.get(TAG.ImageDescription));
       if (label && !associated.has(label)) associated.set(label, ifd);
     }
   }
@@ -129,6 +128,14 @@ function checkTiles(image: TiledImage, fileSize: number, fail: (p: string) => ne
       fail(`image directory ${image.ifd.index}: tile ${i} (bytes ${offset}..${offset + count}) lies past the end of the file (${fileSize} bytes): the file is truncated`);
     }
   }
+}
+
+/** As OpenSlide names an Aperio associated image: the first word of its description's second line ('label 415x422'). */
+function aperioAssociatedName(description: unknown): string | null {
+  if (typeof description !== 'string') return null;
+  // OpenSlide splits on each of '\r' and '\n' (so "\r\n" leaves an empty second line: no name).
+  const name = description.split(/[\r\n]/)[1]?.split(' ')[0];
+  return name ? name : null;
 }
 
 /** Aperio's ImageDescription: a first line, then `key = value` fields separated by '|'. */

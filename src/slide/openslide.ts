@@ -64,13 +64,13 @@ export function loadOpenSlide(): OpenSlideLib | null {
         readAssociated: f('void openslide_read_associated_image(void *osr, const char *name, _Out_ uint32_t *dest)'),
         readRegion: f('void openslide_read_region(void *osr, _Out_ uint32_t *dest, int64_t x, int64_t y, int32_t level, int64_t w, int64_t h)'),
         decodeStrings: (ptr) => {
-          const names: string[] = [];
-          for (let i = 0; ptr && i < 64; i++) {
-            const s = koffi.decode(ptr, i * 8, 'const char *') as string | null;
-            if (s === null) break;
-            names.push(s);
+          // A NULL-terminated array: decode growing prefixes, never reading past the terminator.
+          if (!ptr) return [];
+          for (let n = 1; n <= 64; n++) {
+            const items = koffi.decode(ptr, koffi.array('const char *', n)) as (string | null)[];
+            if (items[n - 1] === null) return items.slice(0, n - 1) as string[];
           }
-          return names;
+          return [];
         },
       };
       return loaded;

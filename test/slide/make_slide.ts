@@ -265,3 +265,47 @@ export function standardRegions(scale = 1): TestRegion[] {
     { className: 'ADC', polygons: [[circle]] },
   ];
 }
+
+/**
+ * Appends an uncompressed RGB image as a new last directory with ImageDescription `description`
+ * (an Aperio associated image: 'label …' or 'macro …'), linked from the current last directory.
+ */
+export function appendAssociatedImage(path: string, description: string, rgb: Uint8Array, width: number, height: number): void {
+  const bytes = readFileSync(path);
+  let last = bytes.readUInt32LE(4);
+  for (;;) {
+    const n = bytes.readUInt16LE(last);
+    const next = bytes.readUInt32LE(last + 2 + 12 * n);
+    if (next === 0) break;
+    last = next;
+  }
+  const text = Buffer.from(description + '\0', 'latin1');
+  let at = bytes.length + (bytes.length % 2);
+  const pixelsAt = at;
+  at += rgb.length + (rgb.length % 2);
+  const textAt = at;
+  at += text.length + (text.length % 2);
+  const bpsAt = at;
+  at += 6 + 2;
+  const ifdAt = at;
+  const entries: [number, number, number, number][] = [
+    [254, 4, 1, 1], [256, 4, 1, width], [257, 4, 1, height], [258, 3, 3, bpsAt], [259, 3, 1, 1], [262, 3, 1, 2], [270, 2, text.length, textAt],
+    [273, 4, 1, pixelsAt], [277, 3, 1, 3], [278, 4, 1, height], [279, 4, 1, rgb.length], [284, 3, 1, 1],
+  ];
+  const ifd = Buffer.alloc(2 + 12 * entries.length + 4);
+  ifd.writeUInt16LE(entries.length, 0);
+  entries.forEach(([tag, type, count, value], i) => {
+    ifd.writeUInt16LE(tag, 2 + 12 * i);
+    ifd.writeUInt16LE(type, 4 + 12 * i);
+    ifd.writeUInt32LE(count, 6 + 12 * i);
+    if (type === 3 && count === 1) ifd.writeUInt16LE(value, 10 + 12 * i);
+    else ifd.writeUInt32LE(value, 10 + 12 * i);
+  });
+  const bps = Buffer.alloc(8);
+  [8, 8, 8].forEach((v, i) => bps.writeUInt16LE(v, 2 * i));
+  const pad = (b: Buffer | Uint8Array) => Buffer.alloc(b.length % 2);
+  const out = Buffer.concat([bytes, pad(bytes), Buffer.from(rgb), pad(rgb), text, pad(text), bps, ifd]);
+  const lastN = out.readUInt16LE(last);
+  out.writeUInt32LE(ifdAt, last + 2 + 12 * lastN);
+  writeFileSync(path, out);
+}

@@ -15,7 +15,7 @@ import { loadOpenSlide } from '../../src/slide/openslide.ts';
 import type { Slide } from '../../src/slide/slide.ts';
 import { bytesSource } from '../../src/slide/source.ts';
 import { readFileSync } from 'node:fs';
-import { BACKGROUND, regionAt, standardRegions, writeTestSlide } from './make_slide.ts';
+import { appendAssociatedImage, BACKGROUND, regionAt, standardRegions, writeTestSlide } from './make_slide.ts';
 
 let dir: string;
 const paths = { svs: '', tiff: '', nompp: '' };
@@ -30,17 +30,21 @@ beforeAll(async () => {
     writeTestSlide(paths.tiff, { width: 2048, height: 1536, mpp: 0.25, format: 'tiff', regions: standardRegions(0.375), seed: 2 }),
     writeTestSlide(paths.nompp, { width: 1024, height: 1024, mpp: null, format: 'tiff', regions: [], artefacts: false }),
   ]);
+  appendAssociatedImage(paths.svs, 'Aperio Image Library v12.0.5\nlabel 60x40', LABEL, 60, 40);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The SVS's label: a diagonal gradient, uncompressed. */
+const LABEL = Uint8Array.from({ length: 60 * 40 * 3 }, (_, i) => (Math.floor(i / 3) % 60) * 4 + (i % 3) * 20);
 
 it('OpenSlide is installed (npm run setup installs libopenslide0)', () => {
   expect(loadOpenSlide()?.version).toMatch(/^\d/);
 });
 
 const CASES = [
-  { name: 'svs', vendor: 'aperio', width: 4096, height: 4096, levels: 5, mpp: [0.5, 0.5], power: 20 },
-  { name: 'tiff', vendor: 'generic-tiff', width: 2048, height: 1536, levels: 4, mpp: [0.25, 0.25], power: null },
-  { name: 'nompp', vendor: 'generic-tiff', width: 1024, height: 1024, levels: 3, mpp: null, power: null },
+  { name: 'svs', vendor: 'aperio', width: 4096, height: 4096, levels: 5, mpp: [0.5, 0.5], power: 20, associated: ['label'] },
+  { name: 'tiff', vendor: 'generic-tiff', width: 2048, height: 1536, levels: 4, mpp: [0.25, 0.25], power: null, associated: [] },
+  { name: 'nompp', vendor: 'generic-tiff', width: 1024, height: 1024, levels: 3, mpp: null, power: null, associated: [] },
 ] as const;
 
 describe.each(['openslide', 'js'] as const)('%s reader', (reader) => {
@@ -49,7 +53,7 @@ describe.each(['openslide', 'js'] as const)('%s reader', (reader) => {
     try {
       const { info } = slide;
       expect(info.reader).toBe(reader);
-      expect([info.width, info.height, info.vendor, info.objectivePower]).toEqual([c.width, c.height, c.vendor, c.power]);
+      expect([info.width, info.height, info.vendor, info.objectivePower, info.associatedImages]).toEqual([c.width, c.height, c.vendor, c.power, c.associated]);
       expect(info.levels.length).toBe(c.levels);
       info.levels.forEach((l, i) => {
         expect([l.width, l.height, l.downsample]).toEqual([Math.ceil(c.width / 2 ** i), Math.ceil(c.height / 2 ** i), 2 ** i]);
@@ -59,6 +63,15 @@ describe.each(['openslide', 'js'] as const)('%s reader', (reader) => {
     } finally {
       slide.close();
     }
+  });
+
+  it('reads the associated label image as written', async () => {
+    const slide = await openSlide(paths.svs, { reader });
+    const label = await slide.readAssociated('label');
+    await expect(slide.readAssociated('macro')).rejects.toThrow(/a\.svs: no associated image 'macro' \(it has: label\)/);
+    slide.close();
+    expect([label.width, label.height]).toEqual([60, 40]);
+    expect(Buffer.compare(Buffer.from(label.data), Buffer.from(LABEL))).toBe(0);
   });
 
   it('paints the known layout: background outside the regions, stained tissue inside', async () => {
