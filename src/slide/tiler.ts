@@ -56,7 +56,7 @@ export interface PlannedTile {
   y: number;
   tissue: number;
   className: string;
-  /** The annotation's id, or 'slide' for a label from the CSV. */
+  /** The ids of the class's annotations near the tile ('+'-joined), or 'slide' for a label from the CSV. */
   annotation: string;
   /** Share of the tile inside the annotation (1 for a slide label). */
   inside: number;
@@ -77,8 +77,9 @@ export interface Selection {
 }
 
 /**
- * The tiles to cut: with `regions`, grid cells inside one class's regions (share ≥ minInside; a cell
- * inside two classes at that share is ambiguous and left out), else with `label` every cell; in both
+ * The tiles to cut: with `regions`, grid cells inside one class's regions (share of the cell inside
+ * the union of that class's regions ≥ minInside; a cell inside two classes at that share is
+ * ambiguous and left out), else with `label` every cell; in both
  * cases with tissue ≥ minTissue.
  */
 export function selectTiles(grid: TileGrid, mask: TissueMask, source: { regions: readonly AnnotationRegion[] } | { label: string }, options: SelectOptions): Selection {
@@ -96,23 +97,34 @@ export function selectTiles(grid: TileGrid, mask: TissueMask, source: { regions:
     }
     return selection;
   }
-  // Cells near each region (its bounding box), then the best class per cell.
-  const best = new Map<number, { share: number; region: AnnotationRegion; tie: boolean }>();
-  for (const region of source.regions) {
-    const b = bounds(region.polygons);
-    const c0 = Math.max(0, Math.floor(b.x0 / span)), c1 = Math.min(grid.across - 1, Math.floor(b.x1 / span));
-    const r0 = Math.max(0, Math.floor(b.y0 / span)), r1 = Math.min(grid.down - 1, Math.floor(b.y1 / span));
-    for (let row = r0; row <= r1; row++) for (let col = c0; col <= c1; col++) {
+  // Regions grouped by class: a tile's share is measured against the union of its class's
+  // regions (two adjacent annotations of one class count together). Cells near each class (its
+  // regions' bounding boxes), then the best class per cell.
+  const byClass = new Map<string, AnnotationRegion[]>();
+  for (const region of source.regions) byClass.set(region.className, [...(byClass.get(region.className) ?? []), region]);
+  const best = new Map<number, { share: number; className: string; annotation: string; tie: boolean }>();
+  for (const [className, regions] of byClass) {
+    const polygons = regions.flatMap((r) => r.polygons);
+    const boxes = regions.map((r) => ({ id: r.id, ...bounds(r.polygons) }));
+    const cells = new Set<number>();
+    for (const b of boxes) {
+      const c0 = Math.max(0, Math.floor(b.x0 / span)), c1 = Math.min(grid.across - 1, Math.floor(b.x1 / span));
+      const r0 = Math.max(0, Math.floor(b.y0 / span)), r1 = Math.min(grid.down - 1, Math.floor(b.y1 / span));
+      for (let row = r0; row <= r1; row++) for (let col = c0; col <= c1; col++) cells.add(row * grid.across + col);
+    }
+    for (const key of cells) {
+      const col = key % grid.across, row = Math.floor(key / grid.across);
       const c = cell(col, row);
-      const share = shareInside(region.polygons, c.x0, c.y0, c.x1, c.y1);
+      const share = shareInside(polygons, c.x0, c.y0, c.x1, c.y1);
       if (share < options.minInside) continue;
-      const key = row * grid.across + col;
+      const annotation = boxes.filter((b) => b.x0 < c.x1 && b.x1 > c.x0 && b.y0 < c.y1 && b.y1 > c.y0).map((b) => b.id).join('+');
       const prev = best.get(key);
-      if (!prev || share > prev.share) best.set(key, { share, region, tie: !!prev && prev.region.className !== region.className && prev.share >= options.minInside });
-      else if (prev.region.className !== region.className) prev.tie = true;
+      if (!prev) best.set(key, { share, className, annotation, tie: false });
+      else if (share > prev.share) best.set(key, { share, className, annotation, tie: true });
+      else prev.tie = true;
     }
   }
-  for (const [key, { share, region, tie }] of [...best].sort((a, b) => a[0] - b[0])) {
+  for (const [key, { share, className, annotation, tie }] of [...best].sort((a, b) => a[0] - b[0])) {
     selection.considered++;
     if (tie) {
       selection.ambiguous++;
@@ -122,7 +134,7 @@ export function selectTiles(grid: TileGrid, mask: TissueMask, source: { regions:
     const c = cell(col, row);
     const tissue = tissueFraction(mask, integral, c.x0, c.y0, c.x1, c.y1);
     if (tissue < options.minTissue) selection.lowTissue++;
-    else selection.tiles.push({ col, row, x: Math.round(c.x0), y: Math.round(c.y0), tissue, className: region.className, annotation: region.id, inside: share });
+    else selection.tiles.push({ col, row, x: Math.round(c.x0), y: Math.round(c.y0), tissue, className, annotation, inside: share });
   }
   return selection;
 }

@@ -14,6 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cutTiles, type CutOptions } from '../../src/slide/cut.ts';
 import { parseCsv } from '../../src/slide/labels.ts';
 import { openSlide } from '../../src/slide/open.ts';
+import type { SlideInfo } from '../../src/slide/slide.ts';
+import { planGrid, selectTiles } from '../../src/slide/tiler.ts';
+import type { TissueMask } from '../../src/slide/tissue.ts';
 import { readDataset } from '../../src/train/dataset.ts';
 import { insidePolygon, qupathGeoJson, standardRegions, writeTestSlide, type TestRegion } from './make_slide.ts';
 
@@ -172,4 +175,27 @@ it('lungpath tiles --json and lungpath slide info --json', () => {
   const summary = JSON.parse(execFileSync('node', [cli, 'tiles', slides[0]!, '--out', out, '--annotations', join(dir, 'ann'), '--size', '128', '--mpp', '1', '--min-tissue', '0.25', '--json'], { encoding: 'utf8' }));
   expect(summary.tiles).toBe(expectedTiles(REGIONS, 256, 8).length);
   expect(summary.classes).toEqual(['ADC', 'NORM', 'SC', 'SCLC']);
+});
+
+describe('selectTiles (no slide needed)', () => {
+  const info: SlideInfo = { path: 'fake.svs', reader: 'js', width: 1000, height: 1000, levels: [{ width: 1000, height: 1000, downsample: 1 }, { width: 500, height: 500, downsample: 2 }], mpp: [0.5, 0.5], vendor: 'aperio', objectivePower: 20, associatedImages: [] };
+  const mask: TissueMask = { width: 10, height: 10, data: new Uint8Array(100).fill(1), scale: [100, 100], threshold: 0, level: 0 };
+  const rect = (x0: number, y0: number, x1: number, y1: number) => [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]] as [number, number][][];
+  const region = (id: string, className: string, ...polygons: [number, number][][][]) => ({ id, className, polygons });
+
+  it('plans the grid from the nearest finer level', () => {
+    expect(planGrid(info, 100, 0.75)).toMatchObject({ level: 0, scale: 1.5, span: 150, across: 6, down: 6, mpp: 0.75 });
+    expect(planGrid(info, 100, 1)).toMatchObject({ level: 1, scale: 2, span: 200, across: 5 });
+    expect(planGrid(info, 100)).toMatchObject({ level: 0, scale: 1, span: 100, across: 10, mpp: 0.5 });
+  });
+
+  it("two adjacent annotations of one class count together; a cell in two classes is left out", () => {
+    const grid = planGrid(info, 200);
+    // Cell (0, 0) = [0, 200)²: split between two ADC halves → share 1 of the union (0.5 each alone).
+    // Cell (1, 0) = [200, 400) × [0, 200): inside both an ADC and an SC annotation → ambiguous.
+    const regions = [region('a', 'ADC', rect(0, 0, 100, 200)), region('b', 'ADC', rect(100, 0, 400, 200)), region('c', 'SC', rect(200, 0, 400, 200))];
+    const selection = selectTiles(grid, mask, { regions }, { minTissue: 0.5, minInside: 0.75 });
+    expect(selection.tiles.map((t) => [t.col, t.row, t.className, t.inside, t.annotation])).toEqual([[0, 0, 'ADC', 1, 'a+b']]);
+    expect(selection.ambiguous).toBe(1);
+  });
 });
