@@ -3,7 +3,7 @@
  * openslide.ts; the pure-JavaScript TIFF/SVS reader, js_reader.ts), and the one error type they
  * throw. Coordinates are pixels of the level asked for, origin top left; pixels come back as RGB8,
  * interleaved, row-major; what lies outside the level reads as white (OpenSlide's transparent
- * pixels composited over white).
+ * pixels composited over white). A thumbnail of any slide: thumbnail.ts `slideThumbnail`.
  */
 
 /** One pyramid level: its size and how many level-0 pixels one of its pixels spans. */

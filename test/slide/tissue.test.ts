@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSlide } from '../../src/slide/open.ts';
+import { resizeArea, slideThumbnail } from '../../src/slide/thumbnail.ts';
 import { integralMask, otsuThreshold, slideTissueMask, tissueFraction, type TissueMask } from '../../src/slide/tissue.ts';
 import { regionAt, standardRegions, writeTestSlide } from './make_slide.ts';
 
@@ -76,4 +77,28 @@ it('tissue fractions of rectangles equal a brute-force area-weighted count', () 
   for (const [x0, y0, x1, y1] of [[0, 0, 10, 10], [1, 2, 3, 3], [5.5, 7, 90, 60], [100, 100, 140, 130], [120, 110, 200, 200], [-10, -10, 20, 20], [0, 0, 129.5, 116]]) {
     expect(tissueFraction(mask, integral, x0!, y0!, x1!, y1!)).toBeCloseTo(brute(x0!, y0!, x1!, y1!), 9);
   }
+});
+
+it('a thumbnail is the coarsest level ≥ the size asked, area-averaged to fit', async () => {
+  const slide = await openSlide(join(dir, 'a.svs'));
+  const thumb = await slideThumbnail(slide, 300);
+  const level4 = await slide.readRegion(4, 0, 0, 256, 256);
+  const level3 = await slide.readRegion(3, 0, 0, 512, 512);
+  slide.close();
+  expect([thumb.width, thumb.height]).toEqual([300, 300]);
+  // Against level 3 (512²) shrunk by exact area averaging computed here in float64.
+  const s = 512 / 300;
+  let maxDiff = 0;
+  for (const [x, y] of [[0, 0], [150, 150], [299, 299], [77, 201]] as const) {
+    for (let c = 0; c < 3; c++) {
+      let sum = 0;
+      for (let py = Math.floor(y * s); py < Math.ceil((y + 1) * s); py++) for (let px = Math.floor(x * s); px < Math.ceil((x + 1) * s); px++) {
+        const w = (Math.min(px + 1, (x + 1) * s) - Math.max(px, x * s)) * (Math.min(py + 1, (y + 1) * s) - Math.max(py, y * s));
+        sum += w * level3.data[(py * 512 + px) * 3 + c]!;
+      }
+      maxDiff = Math.max(maxDiff, Math.abs(thumb.data[(y * 300 + x) * 3 + c]! - sum / (s * s)));
+    }
+  }
+  expect(maxDiff).toBeLessThanOrEqual(0.5);
+  expect(resizeArea(level4, 256, 256).data).toEqual(level4.data);
 });
