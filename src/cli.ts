@@ -1,5 +1,5 @@
 /**
- * The `lungpath` command line: train, evaluate, predict, synth, slide info, tiles. Each command parses its own flags
+ * The `lungpath` command line: train, evaluate, predict, synth. Each command parses its own flags
  * with node:util parseArgs (strict: unknown flags and bad values are refused) and has --help.
  */
 import { runEvaluate } from './train/commands/evaluate.ts';
