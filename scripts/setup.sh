@@ -2,7 +2,8 @@
 # lungpath set-up: npm dependencies; the build (dist/, which the CLI runs); Debian's Chromium for the browser test of the demo
 # (test/browser/demo.test.ts) when /usr/bin/chromium is missing and apt is usable as root; and — when
 # Dawn finds no WebGPU adapter and apt is usable as root — a CPU Vulkan driver (lavapipe from
-# Mesa >= 25, Debian bookworm-backports; see ../shared/ENVIRONMENT.md).
+# Mesa >= 25, Debian bookworm-backports; see ../shared/ENVIRONMENT.md); and OpenSlide (libopenslide0)
+# for whole-slide images when no libopenslide is installed.
 # Safe to run again: every step checks before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,21 @@ if [ ! -x /usr/bin/chromium ]; then
   else
     echo "setup: warning: /usr/bin/chromium is missing and apt-get as root is not available;" >&2
     echo "       test/browser/demo.test.ts needs Chromium (Debian package 'chromium')." >&2
+  fi
+fi
+
+# OpenSlide, for whole-slide images (src/slide/openslide.ts loads it through koffi; without it the
+# pure-JavaScript reader is used and test/slide/readers.test.ts fails).
+if ! ldconfig -p 2>/dev/null | grep 'libopenslide\.so\.[01] ' >/dev/null; then
+  if apt_as_root; then
+    echo "setup: installing Debian's libopenslide0 (whole-slide reading)"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libopenslide0; }; then
+      echo "setup: warning: installing libopenslide0 failed; lungpath will read slides with its JavaScript reader only" >&2
+    fi
+  else
+    echo "setup: warning: OpenSlide (Debian package 'libopenslide0') is missing and apt-get as root is not available;" >&2
+    echo "       lungpath will read slides with its JavaScript reader only." >&2
   fi
 fi
 

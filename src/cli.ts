@@ -15,6 +15,8 @@ const COMMANDS: Record<string, Command> = {
   evaluate: { summary: 'accuracy, confusion, ROC/AUC of a trained run on a split', load: async () => (await import('./train/commands/evaluate.ts')).runEvaluate },
   predict: { summary: 'classify images, with per-patch probabilities and heatmaps', load: async () => (await import('./train/commands/predict.ts')).runPredict },
   synth: { summary: 'generate a synthetic H&E dataset', load: async () => (await import('./train/commands/synth.ts')).runSynth },
+  slide: { summary: 'slide info SLIDE...: levels, mpp, vendor of whole-slide images', load: async () => (await import('./train/commands/slide.ts')).runSlide },
+  tiles: { summary: 'cut training tiles from whole slides (QuPath annotations or slide labels)', load: async () => (await import('./train/commands/tiles.ts')).runTiles },
 };
 
 function usage(): string {
