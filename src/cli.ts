@@ -4,6 +4,7 @@
  */
 import { runEvaluate } from './train/commands/evaluate.ts';
 import { runPredict } from './train/commands/predict.ts';
+import { runPredictSlide } from './train/commands/predict_slide.ts';
 import { runSlide } from './train/commands/slide.ts';
 import { runSynth } from './train/commands/synth.ts';
 import { runTrain } from './train/commands/train.ts';
@@ -14,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   evaluate: { summary: 'accuracy, confusion, ROC/AUC of a trained run on a split', run: runEvaluate },
   predict: { summary: 'classify images, with per-patch probabilities and heatmaps', run: runPredict },
   synth: { summary: 'generate a synthetic H&E dataset', run: runSynth },
+  'predict-slide': { summary: 'classify whole slides: heatmap, QuPath GeoJSON, Deep Zoom overlay', run: runPredictSlide },
   slide: { summary: 'slide info SLIDE...: levels, mpp, vendor of whole-slide images', run: runSlide },
 };
 
