@@ -1,12 +1,14 @@
 /**
  * The text outputs of `lungpath predict-slide` for one slide: tiles.csv and tiles.json (per-tile
  * probabilities, level-0 pixel coordinates), summary.json (area per class and the slide-level call
- * with its rule) and annotations.geojson for QuPath (File › Import objects…: a FeatureCollection of
- * `tile` objects, each with properties.classification {name, color} and properties.measurements
- * {"<class> probability": p, "Tissue fraction": t} — the keys QuPath's PathObjectTypeAdapters read,
- * measurements as an object as QuPath ≥ 0.4 writes them).
+ * with its rule) and annotations.geojson for QuPath (File › Import objects…): a FeatureCollection
+ * of one `annotation` per predicted class (the union of its tiles' cells, MultiPolygon with holes)
+ * followed by one `tile` object per tile, each with properties.classification {name, color} and
+ * properties.measurements {"<class> probability": p, …} — the keys QuPath's PathObjectTypeAdapters
+ * read, measurements as an object as QuPath ≥ 0.4 writes them.
  */
 import type { ModelConfig } from '../nn/config.ts';
+import { cellRegions } from '../slide/grid_regions.ts';
 import type { SlideInfo } from '../slide/slide.ts';
 import { CLASS_COLOURS } from './heatmap.ts';
 import type { SlidePrediction, TileResult } from './slide_predict.ts';
@@ -103,23 +105,42 @@ function hexToRgb(hex: string): [number, number, number] {
   return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
 }
 
-/** annotations.geojson: one QuPath `tile` object per classified tile (its grid cell as a square). */
-export function qupathGeoJson(config: ModelConfig, prediction: SlidePrediction): string {
+/**
+ * annotations.geojson: per predicted class one QuPath annotation (the union of its tiles' cells,
+ * clipped to the slide), then one `tile` object per tile (its cell as a square). A tile's cell is
+ * the tile itself at the default stride; with a smaller stride tiles overlap and the cell is the
+ * step-sized square at the tile's centre, so cells never overlap.
+ */
+export function qupathGeoJson(info: SlideInfo, config: ModelConfig, prediction: SlidePrediction): string {
   const { plan, tiles } = prediction;
-  const features = tiles.map((t) => {
-    // The tile's own cell: with a stride below the tile size, tiles overlap; each object is then
-    // the step-sized square at the tile's centre, so objects tile the slide without overlapping.
-    const inset = (t.width - plan.step) / 2;
-    const x0 = Math.round(t.x + Math.max(0, inset)), y0 = Math.round(t.y + Math.max(0, inset));
-    const s = Math.round(Math.min(t.width, plan.step));
-    const name = config.classes[t.predicted]!;
+  const inset = Math.max(0, (plan.size * plan.scale - plan.step) / 2);
+  const cellSide = Math.min(plan.size * plan.scale, plan.step);
+  const colour = (i: number) => hexToRgb(CLASS_COLOURS[i % CLASS_COLOURS.length]!);
+  const toX = (g: number) => Math.min(info.width, Math.round(g * plan.step + inset));
+  const toY = (g: number) => Math.min(info.height, Math.round(g * plan.step + inset));
+  const regions = config.classes.flatMap((name, k) => {
+    const mine = tiles.filter((t) => t.predicted === k);
+    if (mine.length === 0) return [];
+    const cells = new Set(mine.map((t) => `${Math.round(t.x / plan.step)},${Math.round(t.y / plan.step)}`));
+    const polygons = cellRegions(cells).map((polygon) => polygon.map((ring) => ring.map(([gx, gy]) => [toX(gx), toY(gy)])));
+    const measurements: Record<string, number> = { Tiles: mine.length };
+    config.classes.forEach((c, i) => (measurements[`Mean ${c} probability`] = mine.reduce((s, t) => s + t.probabilities[i]!, 0) / mine.length));
+    return [{
+      type: 'Feature',
+      geometry: polygons.length === 1 ? { type: 'Polygon', coordinates: polygons[0] } : { type: 'MultiPolygon', coordinates: polygons },
+      properties: { objectType: 'annotation', name: `${name} (predicted)`, classification: { name, color: colour(k) }, measurements },
+    }];
+  });
+  const tileFeatures = tiles.map((t) => {
+    const x0 = Math.round(t.x + inset), y0 = Math.round(t.y + inset);
+    const s = Math.round(cellSide);
     const measurements: Record<string, number> = { 'Tissue fraction': Number(t.tissue.toFixed(4)) };
     config.classes.forEach((c, i) => (measurements[`${c} probability`] = t.probabilities[i]!));
     return {
       type: 'Feature',
       geometry: { type: 'Polygon', coordinates: [[[x0, y0], [x0 + s, y0], [x0 + s, y0 + s], [x0, y0 + s], [x0, y0]]] },
-      properties: { objectType: 'tile', classification: { name, color: hexToRgb(CLASS_COLOURS[t.predicted % CLASS_COLOURS.length]!) }, measurements },
+      properties: { objectType: 'tile', classification: { name: config.classes[t.predicted]!, color: colour(t.predicted) }, measurements },
     };
   });
-  return JSON.stringify({ type: 'FeatureCollection', features });
+  return JSON.stringify({ type: 'FeatureCollection', features: [...regions, ...tileFeatures] });
 }

@@ -14,6 +14,9 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSlide } from '../../src/slide/open.ts';
+import { parseAnnotations } from '../../src/slide/geojson.ts';
+import { pointInPolygon } from '../../src/slide/geometry.ts';
+import { cellRegions } from '../../src/slide/grid_regions.ts';
 import { resampleArea, resolveScale } from '../../src/slide/inference_grid.ts';
 import type { SlideInfo } from '../../src/slide/slide.ts';
 import { loadRunNetworks } from '../../src/train/evaluate.ts';
@@ -136,13 +139,25 @@ describe('predict-slide through the CLI', () => {
     expect(readFileSync(join(out, 'slide.dzi'), 'utf8')).toMatch(/Width="1536"/);
   });
 
-  it('writes GeoJSON that QuPath imports: tiles with classification and measurements', () => {
+  it('writes GeoJSON that QuPath imports: class regions and tiles with classification and measurements', () => {
     const out = join(full, 'main');
-    const geo = JSON.parse(readFileSync(join(out, 'annotations.geojson'), 'utf8'));
+    const text = readFileSync(join(out, 'annotations.geojson'), 'utf8');
+    const geo = JSON.parse(text);
     const rows = readFileSync(join(out, 'tiles.csv'), 'utf8').trim().split('\n').slice(1).map((r) => r.split(','));
     expect(geo.type).toBe('FeatureCollection');
-    expect(geo.features).toHaveLength(rows.length);
-    geo.features.forEach((f: any, i: number) => {
+    const tiles = geo.features.filter((f: any) => f.properties.objectType === 'tile');
+    expect(tiles).toHaveLength(rows.length);
+    // The class regions, read back by the annotation parser of part 1 (checks rings, closure,
+    // self-intersection, bounds): each grid cell lies in the region of its predicted class only.
+    const classes = ['ADC', 'NORM', 'SC', 'SCLC'];
+    const parsed = parseAnnotations('annotations.geojson', text, { slideSize: { width: 1536, height: 1536 }, classes });
+    const predicted = new Map(rows.map((r) => [`${Number(r[0]) / 256},${Number(r[1]) / 256}`, r[9]]));
+    expect(parsed.regions.map((r) => r.className).sort()).toEqual([...new Set(predicted.values())].sort());
+    for (let row = 0; row < MAIN.rows; row++) for (let col = 0; col < MAIN.cols; col++) {
+      const inside = parsed.regions.filter((r) => r.polygons.some((p) => pointInPolygon(p, (col + 0.5) * 256, (row + 0.5) * 256))).map((r) => r.className);
+      expect(inside, `cell ${col},${row}`).toEqual(predicted.has(`${col},${row}`) ? [predicted.get(`${col},${row}`)] : []);
+    }
+    tiles.forEach((f: any, i: number) => {
       const [x, y, w] = rows[i]!.slice(0, 3).map(Number);
       expect(f.type).toBe('Feature');
       expect(f.geometry).toEqual({ type: 'Polygon', coordinates: [[[x, y], [x! + w!, y], [x! + w!, y! + w!], [x, y! + w!], [x, y]]] });
@@ -226,5 +241,25 @@ describe('resolution and resampling', () => {
       expect(half[(y * 4 + x) * 3 + c]).toBe(Math.round((at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) + at(2 * y + 1, 2 * x + 1)) / 4));
     }
     expect(resampleArea({ width: 8, height: 8, data }, 0, 0, 8, 8)).toEqual(data);
+  });
+});
+
+describe('class regions from grid cells', () => {
+  it('traces a ring with a hole, and keeps cells touching at a corner apart', () => {
+    const ring = new Set<string>();
+    for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) if (r !== 1 || c !== 1) ring.add(`${c},${r}`);
+    ring.add('3,3'); // touches the ring only at the corner (3, 3)
+    const polygons = cellRegions(ring);
+    expect(polygons).toHaveLength(2);
+    const big = polygons.find((p) => p.length === 2)!;
+    expect(big[0]).toEqual([[0, 0], [3, 0], [3, 3], [0, 3], [0, 0]]);
+    expect(big[1]).toHaveLength(5);
+    expect(new Set(big[1]!.map((p) => p.join(',')))).toEqual(new Set(['1,1', '2,1', '2,2', '1,2']));
+    expect(polygons.find((p) => p.length === 1)![0]).toEqual([[3, 3], [4, 3], [4, 4], [3, 4], [3, 3]]);
+    // Every cell centre is inside exactly when it is one of the cells.
+    for (let r = -1; r < 5; r++) for (let c = -1; c < 5; c++) {
+      const inside = polygons.some((p) => pointInPolygon(p as [number, number][][], c + 0.5, r + 0.5));
+      expect(inside, `${c},${r}`).toBe(ring.has(`${c},${r}`));
+    }
   });
 });

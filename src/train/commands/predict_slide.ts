@@ -173,7 +173,7 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
         const summary = slideSummary(info, config, prediction, { run: run.dir });
         writeFileAtomic(join(dir, 'tiles.csv'), tilesCsv(config, prediction.tiles));
         writeFileAtomic(join(dir, 'tiles.json'), tilesJson(info, config, prediction));
-        writeFileAtomic(join(dir, 'annotations.geojson'), qupathGeoJson(config, prediction));
+        writeFileAtomic(join(dir, 'annotations.geojson'), qupathGeoJson(info, config, prediction));
         writeFileAtomic(join(dir, 'heatmap.png'), await renderSlideHeatmap(info, config, prediction, summary, prediction.thumbnail));
         await writeDeepZoom(dir, opened, prediction);
         writeFileAtomic(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
