@@ -128,7 +128,7 @@ export async function predictSlide(rt: Runtime, slide: Slide, model: SlideModel,
   const tiles = tissueTiles(slide.info, mask, plan, o.minTissue ?? 0.25);
 
   const progressPath = join(outDir, PROGRESS_FILE);
-  const fingerprint = JSON.stringify({ slide: slide.info.path.split(/[\\/]/).pop(), width: slide.info.width, height: slide.info.height, model: model.id, plan, minTissue: o.minTissue ?? 0.25, tiles: tiles.length });
+  const fingerprint = JSON.stringify({ slide: slide.info.path.split(/[\\/]/).pop(), reader: slide.info.reader, width: slide.info.width, height: slide.info.height, model: model.id, plan, minTissue: o.minTissue ?? 0.25, tiles: tiles.length });
   const done = readProgress(progressPath, fingerprint);
   if (!existsSync(progressPath)) appendDurably(progressPath, fingerprint);
   const resumed = tiles.filter((t) => done.has(t.index)).length;

@@ -44,6 +44,8 @@ Options:
   --batch-size N       tiles per GPU batch (default 8)
   --prefetch N         tiles read ahead at most (default 2 × batch size)
   --reader R           auto, openslide or js (default auto)
+  --jpeg D             the js reader's JPEG decoder: sharp (libjpeg-turbo, default) or js
+                       (jpeg-js, what the browser page uses: same pixels as the page)
   --json               one JSON summary per slide on stdout
   -h, --help           this help
 
@@ -104,7 +106,7 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
     argv,
     {
       run: { type: 'string' }, out: { type: 'string' }, stride: { type: 'string' }, shard: { type: 'string' }, mpp: { type: 'string' },
-      'min-tissue': { type: 'string' }, 'batch-size': { type: 'string' }, prefetch: { type: 'string' }, reader: { type: 'string' }, json: { type: 'boolean' },
+      'min-tissue': { type: 'string' }, 'batch-size': { type: 'string' }, prefetch: { type: 'string' }, reader: { type: 'string' }, jpeg: { type: 'string' }, json: { type: 'boolean' },
     },
     true,
   );
@@ -121,6 +123,7 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
   const batchSize = intFlag(values['batch-size'], 'batch-size', 8);
   const prefetch = intFlag(values.prefetch, 'prefetch', 2 * batchSize);
   const reader = choiceFlag(values.reader, 'reader', READER_CHOICES, 'auto') as ReaderChoice;
+  const jpeg = choiceFlag(values.jpeg, 'jpeg', ['sharp', 'js'] as const, 'sharp');
   const json = values.json === true;
   const warn = (m: string) => console.error(`warning: ${m}`);
   const slides = shardSlides(positionals, shard);
@@ -129,7 +132,7 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
   const config = run.readConfig();
   const runMpp = values.mpp === undefined ? runMppFromManifest(run, warn) : floatFlag(values.mpp, 'mpp', 0);
   const digest = createHash('sha256').update(readFileBytes(run.level1Weights)).update(readFileBytes(run.level2Weights)).digest('hex').slice(0, 16);
-  const settings = { model: digest, mpp: runMpp, stride: stride ?? config.imageSize, minTissue, reader };
+  const settings = { model: digest, mpp: runMpp, stride: stride ?? config.imageSize, minTissue, reader, jpeg };
   const out = resolve(values.out);
   mkdirSync(out, { recursive: true });
 
@@ -157,7 +160,7 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
       const started = Date.now();
       let slide;
       try {
-        slide = await openSlide(path, { reader });
+        slide = await openSlide(path, { reader, jpeg });
         const opened = slide;
         const prediction = await predictSlide(rt, opened, model, dir, {
           runMpp, stride, minTissue, batchSize, prefetch, warn,
