@@ -9,6 +9,9 @@
  * line and continues after the last finished batch; a torn last line (killed mid-write) is dropped.
  * Memory: at most `prefetch` tiles are read ahead, each the model's size² RGB8 plus the region read
  * for it (≤ (size·scale/downsample + 1)² RGB8 — a few × the tile), and one batch on the GPU.
+ *
+ * Fault injection (test/slide/predict_slide.test.ts), inert unless set: with
+ * `LUNGPATH_FAULT_KILL_AFTER_BATCHES=N` the process SIGKILLs itself after its N-th batch is recorded.
  */
 import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
@@ -150,6 +153,8 @@ export async function predictSlide(rt: Runtime, slide: Slide, model: SlideModel,
     }
   };
   fill();
+  const killAfter = Number(process.env.LUNGPATH_FAULT_KILL_AFTER_BATCHES ?? 0);
+  let batches = 0;
   let finished = resumed;
   o.onProgress?.(finished, tiles.length);
   for (let first = 0; first < todo.length; first += batchSize) {
@@ -161,6 +166,7 @@ export async function predictSlide(rt: Runtime, slide: Slide, model: SlideModel,
     const rows = await classifyImageBatch(rt, model.level1, model.level2, config, images, timings);
     batch.forEach((t, i) => done.set(t.index, rows[i]!));
     appendDurably(progressPath, JSON.stringify({ rows: batch.map((t, i) => [t.index, rows[i]]) }));
+    if (killAfter > 0 && ++batches >= killAfter) process.kill(process.pid, 'SIGKILL');
     finished += batch.length;
     o.onProgress?.(finished, tiles.length);
   }
