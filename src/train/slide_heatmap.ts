@@ -10,7 +10,7 @@ import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import type { ModelConfig } from '../nn/config.ts';
-import type { RgbImage, Slide, SlideInfo } from '../slide/slide.ts';
+import { MAX_REGION_PIXELS, type RgbImage, type Slide, type SlideInfo } from '../slide/slide.ts';
 import { CLASS_COLOURS } from './heatmap.ts';
 import type { SlidePrediction } from './slide_predict.ts';
 import type { SlideSummary } from './slide_outputs.ts';
@@ -111,12 +111,17 @@ async function writeDzi(dir: string, name: string, image: Sharp, format: 'png' |
   }
 }
 
-/** slide.dzi (the slide at viewLevel) and overlay.dzi (class colours, alpha 0.35 + 0.5·confidence). */
+/**
+ * slide.dzi (the slide at viewLevel; the mask's thumbnail when a slide has no level small enough
+ * to read whole) and overlay.dzi (class colours, alpha 0.35 + 0.5·confidence). Reading the view
+ * level whole costs up to VIEW_SIDE² × 7 bytes (OpenSlide's ARGB and the RGB copy: ~450 MiB at 8192²).
+ */
 export async function writeDeepZoom(dir: string, slide: Slide, prediction: SlidePrediction): Promise<{ view: { width: number; height: number }; overlay: { width: number; height: number } }> {
   const info = slide.info;
   const level = viewLevel(info);
-  const view = info.levels[level]!;
-  const image = await slide.readRegion(level, 0, 0, view.width, view.height);
+  const l = info.levels[level]!;
+  const image = l.width * l.height <= MAX_REGION_PIXELS && Math.max(l.width, l.height) <= 2 * VIEW_SIDE ? await slide.readRegion(level, 0, 0, l.width, l.height) : prediction.thumbnail;
+  const view = { width: image.width, height: image.height };
   await writeDzi(dir, 'slide', sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }), 'jpeg');
   const size = fitted(info.width, info.height, Math.min(OVERLAY_SIDE, Math.max(view.width, view.height)));
   const raster = overlayRaster(info, prediction, size.width, size.height, (c) => 0.35 + 0.5 * c);

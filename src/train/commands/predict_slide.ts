@@ -158,6 +158,8 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
       removeStaleTempFiles(dir);
       const bar = process.stderr.isTTY && !json ? new cliProgress.SingleBar({ format: `${slideName(path)} [{bar}] {value}/{total} tiles | {rate} tiles/s | ETA {eta_formatted}`, stream: process.stderr, etaBuffer: 20, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
       const started = Date.now();
+      let lastLine = started;
+      let barStarted = false;
       let slide;
       try {
         slide = await openSlide(path, { reader, jpeg });
@@ -165,8 +167,18 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
         const prediction = await predictSlide(rt, opened, model, dir, {
           runMpp, stride, minTissue, batchSize, prefetch, warn,
           onProgress: (done, total) => {
+            // Not a terminal (a scheduler's log file): a plain line at most every 30 s.
+            if (!bar && !json && Date.now() - lastLine >= 30_000 && done < total) {
+              lastLine = Date.now();
+              const rate = done / ((lastLine - started) / 1000);
+              console.error(`${slideName(path)}: ${done}/${total} tiles, ${rate.toFixed(1)} tiles/s, ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`);
+            }
             if (!bar) return;
-            if (bar.getTotal() !== total) bar.start(total, done, { rate: '-' });
+            if (!barStarted) {
+              bar.start(total, done, { rate: '-' });
+              barStarted = true;
+            }
+            if (done === 0) return; // no rate (and no ETA) before the first batch
             const s = (Date.now() - started) / 1000;
             bar.update(done, { rate: s > 0 ? (done / s).toFixed(1) : '-' });
           },
