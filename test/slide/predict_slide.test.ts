@@ -7,7 +7,7 @@
  * last line dropped), and the resolution checks warn or refuse naming both resolutions.
  */
 import { execFile } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,7 +20,8 @@ import { cellRegions } from '../../src/slide/grid_regions.ts';
 import { resampleArea, resolveScale } from '../../src/slide/inference_grid.ts';
 import type { SlideInfo } from '../../src/slide/slide.ts';
 import { PROGRESS_FILE } from '../../src/train/slide_predict.ts';
-import { runPredictSlide } from '../../src/train/commands/predict_slide.ts';
+import { runMppFromManifest, runPredictSlide } from '../../src/train/commands/predict_slide.ts';
+import { RunFolder } from '../../src/train/run_folder.ts';
 import { demoRun, mosaicClassAt, writeMosaicSlide, type MosaicSpec } from './mosaic_slide.ts';
 
 const run = promisify(execFile);
@@ -56,6 +57,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('predict-slide through the CLI', () => {
   let full: string, sharded: string, killed: string;
   let killedRun: Promise<unknown>;
+  let fullFailure: { code: number; stderr: string };
   beforeAll(async () => {
     full = join(dir, 'full');
     sharded = join(dir, 'sharded');
@@ -69,14 +71,27 @@ describe('predict-slide through the CLI', () => {
       () => 'exited',
       (e: { signal?: string }) => e.signal ?? 'failed',
     );
-    // One unsharded run and two shards, as three processes at once.
-    await Promise.all([
+    // One unsharded run (with a file that is not a slide among the slides) and two shards, as
+    // three processes at once.
+    writeFileSync(join(dir, 'notes.svs'), 'not a slide');
+    const [, fullRun] = await Promise.all([
       killedRun,
-      cli(['--run', runDir, '--out', full, '--json', ...slides]),
+      cli(['--run', runDir, '--out', full, '--json', ...slides, join(dir, 'notes.svs')]).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      ),
       cli(['--run', runDir, '--out', sharded, '--shard', '0/2', ...slides]),
       cli(['--run', runDir, '--out', sharded, '--shard', '1/2', ...slides]),
     ]);
+    fullFailure = fullRun;
   }, 240_000);
+
+  it('reports a file that is not a slide by name, exits 1, and still does the other slides', () => {
+    expect(fullFailure.code).toBe(1);
+    expect(fullFailure.stderr).toMatch(/lungpath predict-slide: .*notes\.svs: /);
+    expect(existsSync(join(full, 'notes'))).toBe(false);
+    for (const s of SLIDES) expect(existsSync(join(full, s.replace('.tiff', ''), 'done.json'))).toBe(true);
+  });
 
   it('writes every output for every slide, and the tiles match the painted classes', async () => {
     for (const s of SLIDES) for (const f of OUTPUTS) expect(existsSync(join(full, s.replace('.tiff', ''), f)), `${s}: ${f}`).toBe(true);
@@ -228,6 +243,22 @@ describe('resolution and resampling', () => {
     expect(resolveScale(info, 0.26, () => {})).toEqual({ scale: 1, mpp: 0.26 }); // within 5%
     expect(() => resolveScale(info, 0.1, () => {})).toThrow(/s\.svs: .*0\.1 µm\/px.*finer.*0\.25 µm\/px/);
     expect(() => resolveScale(info, 8, () => {})).toThrow(/s\.svs: .*32× coarser/);
+  });
+
+  it("reads the run's resolution from its dataset manifest (the tiles.csv of lungpath tiles)", () => {
+    const data = join(dir, 'dataset');
+    mkdirSync(data, { recursive: true });
+    const runFolder = new RunFolder(join(dir, 'manifest-run'));
+    mkdirSync(runFolder.dir, { recursive: true });
+    expect(runMppFromManifest(runFolder, () => {})).toBeNull(); // no train.json
+    runFolder.writeTrainInfo({ data, seed: 1, command: 'train' });
+    expect(runMppFromManifest(runFolder, () => {})).toBeNull(); // no manifest
+    writeFileSync(join(data, 'tiles.csv'), 'file,slide,mpp,tissue\na.png,s1,0.5,1\nb.png,s2,0.5,0.9\n');
+    expect(runMppFromManifest(runFolder, () => {})).toBe(0.5);
+    writeFileSync(join(data, 'tiles.csv'), 'file,slide,mpp,tissue\na.png,s1,0.5,1\nb.png,s2,1,0.9\n');
+    const warnings: string[] = [];
+    expect(runMppFromManifest(runFolder, (m) => warnings.push(m))).toBe(0.5);
+    expect(warnings[0]).toMatch(/tiles\.csv: tiles of several resolutions \(0\.5, 1 µm\/px\)/);
   });
 
   it('area resampling by 2 is the mean of each 2×2 block; by 1 the identity', () => {

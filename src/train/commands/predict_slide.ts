@@ -154,8 +154,6 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
         }
         rmSync(donePath); // other settings or another model: redo it
       }
-      mkdirSync(dir, { recursive: true });
-      removeStaleTempFiles(dir);
       const bar = process.stderr.isTTY && !json ? new cliProgress.SingleBar({ format: `${slideName(path)} [{bar}] {value}/{total} tiles | {rate} tiles/s | ETA {eta_formatted}`, stream: process.stderr, etaBuffer: 20, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
       const started = Date.now();
       let lastLine = started;
@@ -163,6 +161,9 @@ export async function runPredictSlide(argv: string[]): Promise<number> {
       let slide;
       try {
         slide = await openSlide(path, { reader, jpeg });
+        // The folder only once the slide opened: a file that is not a slide leaves nothing behind.
+        mkdirSync(dir, { recursive: true });
+        removeStaleTempFiles(dir);
         const opened = slide;
         const prediction = await predictSlide(rt, opened, model, dir, {
           runMpp, stride, minTissue, batchSize, prefetch, warn,
