@@ -19,7 +19,8 @@ import { pointInPolygon } from '../../src/slide/geometry.ts';
 import { cellRegions } from '../../src/slide/grid_regions.ts';
 import { resampleArea, resolveScale } from '../../src/slide/inference_grid.ts';
 import type { SlideInfo } from '../../src/slide/slide.ts';
-import { PROGRESS_FILE } from '../../src/train/slide_predict.ts';
+import { qupathGeoJson } from '../../src/train/slide_outputs.ts';
+import { PROGRESS_FILE, type SlidePrediction } from '../../src/train/slide_predict.ts';
 import { runMppFromManifest, runPredictSlide } from '../../src/train/commands/predict_slide.ts';
 import { RunFolder } from '../../src/train/run_folder.ts';
 import { demoRun, mosaicClassAt, writeMosaicSlide, type MosaicSpec } from './mosaic_slide.ts';
@@ -289,5 +290,24 @@ describe('class regions from grid cells', () => {
       const inside = polygons.some((p) => pointInPolygon(p as [number, number][][], c + 0.5, r + 0.5));
       expect(inside, `${c},${r}`).toBe(ring.has(`${c},${r}`));
     }
+  });
+});
+
+describe('overlapping tiles (--stride below the tile size)', () => {
+  it('give each tile its step-sized cell at the tile centre, in the GeoJSON objects and class regions', () => {
+    const config = { classes: ['A', 'B'] } as never;
+    const plan = { size: 256, scale: 1, mpp: 0.5, step: 128, level: 0, downsample: 1 };
+    const tile = (x: number, y: number, predicted: number) => ({ index: 0, x, y, width: 256, height: 256, tissue: 1, probabilities: predicted ? [0.2, 0.8] : [0.9, 0.1], predicted });
+    const prediction = { plan, tiles: [tile(0, 0, 0), tile(128, 0, 0), tile(256, 0, 1)] } as unknown as SlidePrediction;
+    const geo = JSON.parse(qupathGeoJson({ width: 512, height: 256 } as SlideInfo, config, prediction));
+    const tiles = geo.features.filter((f: any) => f.properties.objectType === 'tile');
+    expect(tiles.map((f: any) => f.geometry.coordinates[0][0])).toEqual([[64, 64], [192, 64], [320, 64]]);
+    expect(tiles[0].geometry.coordinates[0][2]).toEqual([192, 192]);
+    const regions = geo.features.filter((f: any) => f.properties.objectType === 'annotation');
+    expect(regions.map((f: any) => [f.properties.classification.name, f.geometry.coordinates])).toEqual([
+      ['A', [[[64, 64], [320, 64], [320, 192], [64, 192], [64, 64]]]],
+      ['B', [[[320, 64], [448, 64], [448, 192], [320, 192], [320, 64]]]],
+    ]);
+    expect(regions[0].properties.measurements).toMatchObject({ Tiles: 2, 'Mean A probability': 0.9 });
   });
 });
