@@ -23,6 +23,8 @@ export default defineConfig({
     target: 'es2022',
     // The demo model ships as separate files in public/model; never inline them.
     assetsInlineLimit: 0,
+    // Two pages: single images (index.html) and whole slides (slide.html).
+    rollupOptions: { input: { main: `${demoRoot}index.html`, slide: `${demoRoot}slide.html` } },
   },
   server: { host: '127.0.0.1', fs: { allow: [repoRoot] } },
   preview: { host: '127.0.0.1' },

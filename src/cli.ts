@@ -17,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   synth: { summary: 'generate a synthetic H&E dataset', load: async () => (await import('./train/commands/synth.ts')).runSynth },
   slide: { summary: 'slide info SLIDE...: levels, mpp, vendor of whole-slide images', load: async () => (await import('./train/commands/slide.ts')).runSlide },
   tiles: { summary: 'cut training tiles from whole slides (QuPath annotations or slide labels)', load: async () => (await import('./train/commands/tiles.ts')).runTiles },
+  'predict-slide': { summary: 'classify whole slides: per-tile CSV, heatmap, QuPath GeoJSON, DZI overlay', load: async () => (await import('./train/commands/predict_slide.ts')).runPredictSlide },
 };
 
 function usage(): string {
