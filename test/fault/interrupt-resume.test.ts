@@ -66,7 +66,7 @@ beforeAll(async () => {
   const whole = new TrainChild(args(reference), ENV);
   const exit = await whole.exited;
   if (exit.code !== 0) throw new Error(`the uninterrupted run failed:\n${output(whole)}`);
-}, 180_000);
+}, 600_000);
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
@@ -119,7 +119,7 @@ describe('signals', () => {
     expect(identical(run)).toEqual([]);
     expect(scanRun(run, null).tempFiles).toEqual([]);
     console.log(`signals: SIGINT → exit ${stopMs} ms; second SIGINT (in a write) → exit ${secondMs} ms`);
-  }, 300_000);
+  }, 600_000);
 });
 
 describe('one writer per run folder', () => {
@@ -139,7 +139,7 @@ describe('one writer per run folder', () => {
     expect(await holder.waitForLine(batchLine), 'training went on').not.toBeNull();
     holder.process.kill('SIGINT');
     expect((await holder.exited).code, output(holder)).toBe(3);
-  }, 300_000);
+  }, 600_000);
 });
 
 describe('disk full', () => {
@@ -184,5 +184,5 @@ describe('disk full', () => {
     } finally {
       if (mounted) execFileSync('umount', [mount]);
     }
-  }, 300_000);
+  }, 600_000);
 });
