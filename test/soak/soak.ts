@@ -239,9 +239,29 @@ function formatSample(s: SoakSample): string {
   ].join(' ');
 }
 
+/** Least-squares slope of RSS in MiB per hour over `samples` (null with fewer than 2). */
+export function rssSlope(samples: readonly SoakSample[]): number | null {
+  if (samples.length < 2) return null;
+  const n = samples.length;
+  const mx = samples.reduce((a, s) => a + s.minute, 0) / n;
+  const my = samples.reduce((a, s) => a + s.rssMiB, 0) / n;
+  const sxx = samples.reduce((a, s) => a + (s.minute - mx) ** 2, 0);
+  const sxy = samples.reduce((a, s) => a + (s.minute - mx) * (s.rssMiB - my), 0);
+  return sxx > 0 ? (sxy / sxx) * 60 : null;
+}
+
+/** RSS trend after warm-up, by thirds: slope in MiB/hour (a leak keeps its slope; warming allocators flatten). */
+export function rssTrend(samples: readonly SoakSample[]): string {
+  const after = samples.filter((s) => s.round > 2);
+  const third = Math.floor(after.length / 3);
+  if (third < 2) return `RSS slope after warm-up ${rssSlope(after)?.toFixed(0) ?? '-'} MiB/hour`;
+  const parts = [after.slice(0, third), after.slice(third, 2 * third), after.slice(2 * third)];
+  return `RSS slope after warm-up by thirds: ${parts.map((p) => `${rssSlope(p)?.toFixed(0)} MiB/h (min ${p[0]?.minute}–${p.at(-1)?.minute})`).join(', ')}`;
+}
+
 /** The summary printed at the end. */
 export function formatSoakSummary(s: SoakSummary): string {
-  const lines = [`rounds ${s.rounds}, Level-1 epochs ${s.level1Epochs}, Level-1 batches ${s.level1Batches}, samples ${s.samples.length}`];
+  const lines = [`rounds ${s.rounds}, Level-1 epochs ${s.level1Epochs}, Level-1 batches ${s.level1Batches}, samples ${s.samples.length}`, rssTrend(s.samples)];
   for (const c of s.checks) lines.push(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.value} (${c.bound})`);
   lines.push(`result: ${s.passed ? 'PASS' : 'FAIL'}`);
   return lines.join('\n');

@@ -1,14 +1,17 @@
 /**
  * Images changed under a run (src/train/data_manifest.ts): deleted, cut short, replaced keeping
  * size and modification time, or added — each named, never used silently; a file touched but not
- * edited passes. The feature cache never serves the maps of a changed image, and `lungpath train`
+ * edited passes. The feature cache never serves the maps of a changed image (and on a full disk
+ * stops naming its file, leaving no partial one), and `lungpath train`
  * stops naming the image when it changes between Level-1 epochs or before a resume.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DiskFullError } from '../../src/nn/files.ts';
 import { buildPatchNetwork } from '../../src/nn/networks.ts';
 import { DataChangedError, DataManifest } from '../../src/train/data_manifest.ts';
 import { cachedFeatures } from '../../src/train/features.ts';
@@ -107,6 +110,52 @@ describe('feature cache', () => {
     expect(after[0]).not.toEqual(before[0]);
     expect(readdirSync(cache).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     net.destroy();
+  });
+});
+
+describe('feature cache on a full disk', () => {
+  it('stops naming the cache file and the free space, leaves no partial file, and works once space is freed', async () => {
+    const rt = await gpu();
+    const net = buildPatchNetwork(rt, MICRO, 1);
+    const images = await Promise.all([0, 1].map(async (k) => {
+      const path = join(dir, `d${k}.tif`);
+      await noiseTiff(path, 20 + k);
+      return { path, label: k, className: String(k) };
+    }));
+    const cache = join(dir, 'full-disk');
+    mkdirSync(cache);
+    let mounted = false;
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', cache], { stdio: 'ignore' });
+      mounted = true;
+    } catch {
+      // mounting refused: fail the writes at the write layer instead
+    }
+    const flag = join(dir, 'disk-full.flag');
+    const filler = join(cache, 'filler');
+    const previous = process.env.LUNGPATH_FAULT_DISK_FULL_FLAG;
+    process.env.LUNGPATH_FAULT_DISK_FULL_FLAG = flag;
+    try {
+      if (mounted) {
+        const st = statfsSync(cache);
+        writeFileSync(filler, Buffer.alloc(Number(st.bavail) * Number(st.bsize)));
+      } else writeFileSync(flag, '');
+      const options = { warn: () => {}, onMismatch: 'resize' as const };
+      const failed = await cachedFeatures(rt, cache, 'train', net, new Uint8Array([4]), MICRO, images, options).then(() => null, (e: unknown) => e);
+      expect(failed).toBeInstanceOf(DiskFullError);
+      expect((failed as Error).message).toMatch(new RegExp(`^${cache}/level2-train-[0-9a-f]{24}\\.f32: no space left on the device \\(writing 2\\.00 KiB; [\\d.]+ \\S+ free on its filesystem\\)$`));
+      expect(readdirSync(cache).filter((n) => n !== 'filler')).toEqual([]);
+      rmSync(filler, { force: true });
+      rmSync(flag, { force: true });
+      const split = await cachedFeatures(rt, cache, 'train', net, new Uint8Array([4]), MICRO, images, options);
+      expect(split.count).toBe(2);
+      split.close();
+    } finally {
+      if (previous === undefined) delete process.env.LUNGPATH_FAULT_DISK_FULL_FLAG;
+      else process.env.LUNGPATH_FAULT_DISK_FULL_FLAG = previous;
+      if (mounted) execFileSync('umount', [cache]);
+      net.destroy();
+    }
   });
 });
 
