@@ -2,18 +2,23 @@
  * Level-2 inputs: each image cut into patches at level2.patchStride, each patch through the frozen
  * Level-1 `features` in eval mode, the K maps stacked as channels in raster order → [K, m, m].
  * Computed once per split and cached on disk as raw float32 plus a JSON sidecar, tied to the
- * Level-1 weights, config and image list by a SHA-256 (a stale cache is rebuilt, never reused).
+ * Level-1 weights, config, image list and every image's bytes by a SHA-256 (a stale cache — other
+ * weights, or an image deleted, cut short or replaced, even keeping its size and modification
+ * time — is rebuilt, never reused). A stop requested by a signal ends the computation between two
+ * images (the partial file is deleted).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Runtime } from '../kernels/runtime.ts';
 import { derivedSizes, type ModelConfig } from '../nn/config.ts';
-import { writeFileAtomic } from '../nn/files.ts';
+import { asDiskFull, writeAll, writeFileAtomic } from '../nn/files.ts';
 import type { TwoPartNetwork } from '../nn/networks.ts';
 import { Tensor } from '../nn/tensor.ts';
+import { contentDigest } from './data_manifest.ts';
 import type { DatasetImage } from './dataset.ts';
 import { imagePatches } from './loader.ts';
+import { StopRequested, stopSignal } from './stop_signal.ts';
 
 /** Stacked feature maps of one image, [1, K, m, m] on the GPU (caller releases). */
 export function level2Input(level1: TwoPartNetwork, patches: Tensor, config: ModelConfig): Tensor {
@@ -40,8 +45,13 @@ function cacheKey(level1Bytes: Uint8Array, config: ModelConfig, images: readonly
   hash.update(JSON.stringify(config));
   hash.update(`variant ${variant}`);
   for (const image of images) {
-    const st = statSync(image.path);
-    hash.update(`${image.path}\0${image.label}\0${st.size}\0${st.mtimeMs}\n`);
+    let digest: string;
+    try {
+      digest = contentDigest(image.path);
+    } catch (e) {
+      throw new Error(`${image.path}: cannot read the image for the feature cache (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    hash.update(`${image.path}\0${image.label}\0${digest}\n`);
   }
   return hash.digest('hex').slice(0, 24);
 }
@@ -96,15 +106,20 @@ export async function cachedFeatures(
       patches.release();
       const values = await input.read();
       input.release();
-      writeSync(fd, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      try {
+        writeAll(fd, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      } catch (e) {
+        throw asDiskFull(e, dataPath, images.length * itemSize * 4);
+      }
       labels.push(image.label);
+      if (stopSignal.requested) throw new StopRequested(stopSignal.requested, null, `the Level-1 feature maps of the ${name} images (${labels.length} of ${images.length} done)`);
     }
+    fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
     unlinkSync(tmp);
-    throw e;
+    throw asDiskFull(e, dataPath, images.length * itemSize * 4);
   }
-  fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, dataPath);
   const meta = { labels, itemSize, files: images.map((i) => i.path) };

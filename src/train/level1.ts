@@ -21,6 +21,7 @@ import { checkpointDue, EpochTally, skipRecord, withCheckpointNote } from './epo
 import { describeNonFinite, skipLimit, type NonFinitePolicy } from './guard.ts';
 import { checkBatchFits, imageBytes, outOfMemoryAdvice, type StepMemory } from './memory.ts';
 import { PatchBatches } from './loader.ts';
+import { stopSignal } from './stop_signal.ts';
 import { EpochProgress } from './progress.ts';
 import type { RunFolder } from './run_folder.ts';
 import { predictBatch, scoreLogp, type StepResult } from './step.ts';
@@ -43,6 +44,8 @@ export interface LevelOptions {
   onNonFinite: NonFinitePolicy;
   /** Skipped batches allowed per epoch when skipping (null: 1% of the epoch's batches, at least 1). */
   maxSkips: number | null;
+  /** Called before each Level-1 epoch: throws naming the images that changed on disk (data_manifest.ts). */
+  checkData?: (where: string) => void;
 }
 
 export interface EpochSummary {
@@ -118,6 +121,7 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
   try {
     for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
       const first = epoch === startEpoch ? startBatch : 0;
+      o.checkData?.(`level 1 epoch ${epoch + 1}`);
       model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
       model.train();
       const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first });
@@ -144,9 +148,10 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
           progress.log(`level 1 epoch ${epoch + 1} batch ${step}: loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(1)}%`);
           tally.resetWindow();
         }
-        if (checkpointDue(step, o.checkpointEvery, batches.batchesPerEpoch)) {
+        if (checkpointDue(step, o.checkpointEvery, batches.batchesPerEpoch) || stopSignal.requested) {
           where = `a checkpoint after ${where}`;
-          await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch, batch: step, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { tally: tally.toJSON() } }, config);
+          const saved = await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch, batch: step, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { tally: tally.toJSON() } }, config);
+          stopSignal.stopIfRequested(saved, `level 1 epoch ${epoch + 1} batch ${step}`);
         }
       }
       progress.stop();

@@ -19,6 +19,7 @@ import { describeNonFinite, skipLimit } from './guard.ts';
 import { shardSize, stepSeed, type EpochSummary, type LevelOptions } from './level1.ts';
 import { checkBatchFits, outOfMemoryAdvice, type StepMemory } from './memory.ts';
 import { EpochProgress } from './progress.ts';
+import { stopSignal } from './stop_signal.ts';
 import type { RunFolder } from './run_folder.ts';
 import { predictBatch, scoreLogp, type StepResult } from './step.ts';
 
@@ -113,9 +114,10 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
         const { total } = tally;
         progress.update(step + 1, r.count, { loss: total.loss / total.count, accuracy: total.correct / total.count });
         if ((step + 1) % o.logInterval === 0) run.logMetric({ level: 2, epoch: epoch + 1, batch: step + 1, loss: total.loss / total.count, accuracy: total.correct / total.count, lr: adam.lr });
-        if (checkpointDue(step + 1, o.checkpointEvery, batches.length)) {
+        if (checkpointDue(step + 1, o.checkpointEvery, batches.length) || stopSignal.requested) {
           where = `a checkpoint after ${where}`;
-          await saveCheckpoint(run.checkpoints, 'level2', net, adam, { epoch, batch: step + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { tally: tally.toJSON(), best, level1: level1Hash } }, config);
+          const saved = await saveCheckpoint(run.checkpoints, 'level2', net, adam, { epoch, batch: step + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { tally: tally.toJSON(), best, level1: level1Hash } }, config);
+          stopSignal.stopIfRequested(saved, `level 2 epoch ${epoch + 1} batch ${step + 1}`);
         }
       }
       progress.stop();

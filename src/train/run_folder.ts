@@ -5,7 +5,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateConfig, type ModelConfig } from '../nn/config.ts';
-import { removeStaleTempFiles, writeFileAtomic } from '../nn/files.ts';
+import { asDiskFull, removeStaleTempFiles, writeFileAtomic } from '../nn/files.ts';
+import { listCheckpoints, readCheckpoint } from './checkpoint.ts';
 
 export interface TrainInfo {
   data: string;
@@ -43,6 +44,25 @@ export class RunFolder {
   /** Where the data came from and the seed that split it, so evaluate/predict see the same split. */
   get trainInfo(): string {
     return join(this.dir, 'train.json');
+  }
+  /** The images the run started with (data_manifest.ts). */
+  get dataManifest(): string {
+    return join(this.dir, 'data.json');
+  }
+
+  /** The newest checkpoint of each level that verifies (what --resume continues from). */
+  lastGoodCheckpoints(): string[] {
+    return ['level1', 'level2'].flatMap((level) => {
+      for (const name of listCheckpoints(this.checkpoints, level).reverse()) {
+        try {
+          readCheckpoint(join(this.checkpoints, name));
+          return [join(this.checkpoints, name)];
+        } catch {
+          // corrupt: --resume falls back past it too
+        }
+      }
+      return [];
+    });
   }
 
   /** Makes the folders; deletes temporary files of writes a killed process left (returns their paths). */
@@ -83,7 +103,12 @@ export class RunFolder {
 
   /** Appends one JSON object as a line of metrics.jsonl. */
   logMetric(record: Record<string, unknown>): void {
-    appendFileSync(this.metrics, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    const line = `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`;
+    try {
+      appendFileSync(this.metrics, line);
+    } catch (e) {
+      throw asDiskFull(e, this.metrics, line.length); // a line cut short is skipped by readMetrics
+    }
   }
 
   readMetrics(): Record<string, unknown>[] {

@@ -4,13 +4,16 @@
  * preset on the built-in synthetic dataset (generated once, cached under .cache/).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describeAdapter } from '../../kernels/device.ts';
 import { createNodeRuntime } from '../../kernels/node.ts';
 import type { Runtime } from '../../kernels/runtime.ts';
 import { PRESETS, validateConfig, type ModelConfig } from '../../nn/config.ts';
-import { readFileBytes, writeFileAtomic } from '../../nn/files.ts';
+import { DiskFullError, readFileBytes, writeFileAtomic } from '../../nn/files.ts';
+import { DataManifest, runDataManifest } from '../data_manifest.ts';
+import { acquireRunLock } from '../run_lock.ts';
+import { STOPPED_EXIT_CODE, StopRequested, stopSignal } from '../stop_signal.ts';
 import { readDataset, validateDataset, formatProblems, type Dataset } from '../dataset.ts';
 import { evaluateRun, writeReport } from '../evaluate.ts';
 import { cachedFeatures } from '../features.ts';
@@ -46,7 +49,9 @@ Options:
                         kernels.json; shapes it lacks use the heuristic). Default autotune, or the
                         LUNGPATH_KERNELS environment variable. Recorded in RUN/kernels.json; --resume
                         uses the record and never retunes
-  --resume              continue from the newest checkpoint in RUN
+  --resume              continue from the newest checkpoint in RUN. Ctrl-C (SIGINT) or SIGTERM saves a
+                        checkpoint at the end of the current batch and exits with code ${STOPPED_EXIT_CODE};
+                        a second signal exits at once. One train per RUN at a time (RUN/train.lock)
 ${RELIABILITY_HELP}
   --skip-bad            skip unreadable or invalid images (listed) instead of stopping
   --no-resize           refuse images whose size differs from the config's imageSize
@@ -162,9 +167,20 @@ async function writeCurves(run: RunFolder): Promise<void> {
 
 /**
  * Trains per `s` on `rts` (one runtime per device; batches are split across them; the first one
- * also evaluates).
+ * also evaluates), holding the run folder's lock (run_lock.ts) throughout.
  */
 export async function train(s: TrainSettings, rts: readonly Runtime[]): Promise<{ run: RunFolder; accuracy: number; patchAccuracy: number }> {
+  mkdirSync(s.out, { recursive: true });
+  const lock = acquireRunLock(s.out, `lungpath train ${process.argv.slice(3).join(' ')}`.trim());
+  if (lock.replaced && !s.level1.quiet) console.log(`${lock.path}: replaced ${lock.replaced}`);
+  try {
+    return await trainInFolder(s, rts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainInFolder(s: TrainSettings, rts: readonly Runtime[]): Promise<{ run: RunFolder; accuracy: number; patchAccuracy: number }> {
   const rt = rts[0] as Runtime;
   const log = (m: string) => {
     if (!s.level1.quiet) console.log(m);
@@ -173,12 +189,14 @@ export async function train(s: TrainSettings, rts: readonly Runtime[]): Promise<
   const run = new RunFolder(s.out);
   let config = s.config;
   if (s.level1.resume && existsSync(run.configPath)) config = run.readConfig();
+  if (s.level1.resume) DataManifest.read(run.dataManifest)?.check('when resuming');
   const dataset = await loadDataset(dataDir, config, s.level1.seed, s.skipBad, log);
   if (!s.level1.resume || !existsSync(run.configPath)) config = { ...config, classes: dataset.classes };
   if (JSON.stringify(config.classes) !== JSON.stringify(dataset.classes)) {
     throw new Error(`${dataDir}: classes ${JSON.stringify(dataset.classes)} differ from the run's ${JSON.stringify(config.classes)}`);
   }
   for (const stale of run.create()) log(`removed ${stale}, left by an interrupted write`);
+  const manifest = runDataManifest(run, dataset, s.level1.resume, log);
   run.writeConfig(config);
   run.writeTrainInfo({ data: dataDir, seed: s.level1.seed, command: `lungpath train ${process.argv.slice(3).join(' ')}`.trim() });
   const { train: trainImages, val, test } = dataset.splits;
@@ -187,7 +205,8 @@ export async function train(s: TrainSettings, rts: readonly Runtime[]): Promise<
   const launches = { config, images: { train: trainImages.length, val: val.length, test: test.length }, level1BatchSize: s.level1.batchSize, level2BatchSize: s.level2.batchSize, devices: rts.length };
   await prepareRunKernels(rts, run, s.kernels, s.level1.resume, trainingKernelRequests(rt, launches), { log, warn: s.level1.warn });
 
-  const level1 = await trainLevel1(rts, run, config, trainImages, val, s.level1);
+  const level1 = await trainLevel1(rts, run, config, trainImages, val, { ...s.level1, checkData: (where) => manifest.check(where) });
+  manifest.check('before the feature cache');
   const level1Bytes = readFileBytes(run.level1Weights);
   const featureOptions = { warn: s.level1.warn, onMismatch: s.level1.onMismatch, log };
   const trainFeatures = await cachedFeatures(rt, run.cache, 'train', level1.net, level1Bytes, config, trainImages, featureOptions);
@@ -213,10 +232,22 @@ export async function runTrain(argv: string[]): Promise<number> {
   const settings = parseTrainArgs(argv);
   if (!settings) return 0;
   const rts: Runtime[] = [];
+  stopSignal.install();
   try {
     for (let k = 0; k < settings.devices; k++) rts.push(await createNodeRuntime(settings.gpuMemoryBytes ? { maxMemoryBytes: settings.gpuMemoryBytes } : {}));
     await train(settings, rts);
+  } catch (e) {
+    if (e instanceof StopRequested) {
+      console.error(`lungpath train: ${e.message}`);
+      return STOPPED_EXIT_CODE;
+    }
+    if (e instanceof DiskFullError) {
+      const saved = new RunFolder(settings.out).lastGoodCheckpoints();
+      e.message += `; no file was left half written, and ${saved.length ? `the last checkpoints are intact (${saved.join(', ')})` : 'no checkpoint was written yet'}: free space and run the same command with --resume`;
+    }
+    throw e;
   } finally {
+    stopSignal.uninstall();
     rts.forEach((rt) => rt.destroy());
   }
   return 0;

@@ -1,0 +1,19 @@
+/**
+ * The short version of the soak script (test/soak/soak.ts) for CI: the micro config trained in
+ * rounds for 2 minutes in one process, sampled every 10 s; the pool, RSS and CPU time per batch
+ * must stay within the script's bounds after the first round, every checkpoint must verify and no
+ * temporary file may be left.
+ */
+import { describe, expect, it } from 'vitest';
+import { formatSoakSummary, runSoak } from './soak.ts';
+
+describe('soak', () => {
+  it('2 minutes of training rounds: pool, RSS and CPU time per batch flat; nothing lost', async () => {
+    const lines: string[] = [];
+    const summary = await runSoak({ minutes: 2, sampleSeconds: 10, preset: 'micro', stepRatioMax: 2, log: (l) => lines.push(l) });
+    const report = `${lines.join('\n')}\n${formatSoakSummary(summary)}`;
+    expect(summary.rounds, report).toBeGreaterThanOrEqual(3);
+    expect(summary.checks.filter((c) => !c.ok), report).toEqual([]);
+    expect(summary.passed).toBe(true);
+  }, 240_000);
+});

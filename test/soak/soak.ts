@@ -1,0 +1,289 @@
+/**
+ * Soak script: trains for a long time in one process and checks that nothing creeps — the GPU
+ * buffer pool, the process's memory, the step time — and that nothing is lost.
+ *
+ *   npx tsx test/soak/soak.ts [--minutes 60] [--sample-seconds 60] [--preset tiny|micro] [--out FILE.json]
+ *
+ * It trains in rounds on one runtime: each round is a whole `lungpath train` in-process (`train()`)
+ * with --resume and two more Level-1 epochs than the last, so every round resumes from the
+ * newest checkpoint, trains Level 1 with a checkpoint every 5 batches, rebuilds the feature cache,
+ * trains Level 2 afresh (its old checkpoints hold other Level-1 weights), plots the curves and
+ * evaluates — every path of a long run, over and over, until the time is up. Every `sample`
+ * seconds it records the pool's high-water mark (then resets it), bytes held and buffers created,
+ * the process RSS and V8 heap, the median wall time of a Level-1 step in the interval (from
+ * metrics.jsonl: consecutive batch records, one per batch), and — because the machine is shared
+ * and wall time follows the load — the 1-minute load average and the process's CPU time per
+ * Level-1 batch in the interval (user + system, all threads, lavapipe's included; everything the
+ * interval did, checkpoints and the other phases of a round included, divided by its Level-1
+ * batches): the work a batch costs, which the load barely moves.
+ *
+ * Bounds, after a warm-up (the samples of the first two rounds: every shape compiled and
+ * allocated, every phase run, one resume): the pool's bytes held and high-water mark never above the warm-up's largest by
+ * more than 5%; RSS never above the warm-up's largest by more than 20% + 64 MiB; CPU time per
+ * batch, median of the last quarter of samples ÷ median of the first quarter, at most
+ * `stepRatioMax`. At the end every checkpoint must verify and no temporary file may be left.
+ * test/soak/soak.test.ts runs a 2-minute version in CI.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createNodeRuntime } from '../../src/kernels/node.ts';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import { TINY_CONFIG } from '../../src/nn/config.ts';
+import { listCheckpoints, readCheckpoint } from '../../src/train/checkpoint.ts';
+import { parseTrainArgs, train } from '../../src/train/commands/train.ts';
+import { generateSynthDataset } from '../../src/train/synth.ts';
+import { MICRO } from '../helpers/micro_run.ts';
+
+export interface SoakOptions {
+  minutes: number;
+  sampleSeconds: number;
+  preset: 'tiny' | 'micro';
+  /** Largest allowed ratio of the last quarter's median CPU time per batch to the first quarter's. */
+  stepRatioMax: number;
+  log: (line: string) => void;
+}
+
+export interface SoakSample {
+  minute: number;
+  round: number;
+  level1Epoch: number;
+  batches: number;
+  poolHighWaterMiB: number;
+  poolAllocatedMiB: number;
+  buffersCreated: number;
+  rssMiB: number;
+  heapMiB: number;
+  stepMs: number | null;
+  cpuMsPerBatch: number | null;
+  load1: number;
+}
+
+export interface SoakSummary {
+  samples: SoakSample[];
+  rounds: number;
+  level1Batches: number;
+  level1Epochs: number;
+  checkpointsVerified: number;
+  tempFilesLeft: string[];
+  checks: { name: string; value: string; bound: string; ok: boolean }[];
+  passed: boolean;
+}
+
+const MiB = 1 << 20;
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+interface BatchRecord {
+  t: number;
+  epoch: number;
+  batch: number;
+}
+
+/** Level-1 batch records of metrics.jsonl newer than `since` (ms), in order. */
+function level1Batches(metrics: string, since: number): BatchRecord[] {
+  if (!existsSync(metrics)) return [];
+  const out: BatchRecord[] = [];
+  for (const line of readFileSync(metrics, 'utf8').split('\n')) {
+    if (!line.includes('"level":1') || line.includes('"kind"')) continue;
+    try {
+      const r = JSON.parse(line) as { time: string; epoch: number; batch: number };
+      const t = Date.parse(r.time);
+      if (t > since) out.push({ t, epoch: r.epoch, batch: r.batch });
+    } catch {
+      // a line being written
+    }
+  }
+  return out;
+}
+
+/** Median time between consecutive batches (same epoch, batch numbers one apart). */
+function medianStepMs(records: readonly BatchRecord[]): number | null {
+  const gaps: number[] = [];
+  for (let i = 1; i < records.length; i++) {
+    const a = records[i - 1] as BatchRecord;
+    const b = records[i] as BatchRecord;
+    if (a.epoch === b.epoch && b.batch === a.batch + 1) gaps.push(b.t - a.t);
+  }
+  return median(gaps);
+}
+
+/** Runs the soak; see the file header. */
+export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
+  const work = mkdtempSync(join(tmpdir(), 'lungpath-soak-'));
+  process.env.LUNGPATH_KERNELS ??= 'heuristic';
+  let rt: Runtime | null = null;
+  const samples: SoakSample[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  try {
+    const config = o.preset === 'tiny' ? TINY_CONFIG : MICRO;
+    writeFileSync(join(work, 'preset.json'), JSON.stringify(config));
+    await generateSynthDataset({ out: join(work, 'data'), perClass: 8, size: config.imageSize, seed: 17, layout: 'split' });
+    rt = await createNodeRuntime();
+    const out = join(work, 'run');
+    const metrics = join(out, 'metrics.jsonl');
+    const t0 = Date.now();
+    const end = t0 + o.minutes * 60_000;
+    let rounds = 0;
+    let epochs = 0;
+    let lastSample = t0;
+    let lastCpu = process.cpuUsage();
+    let lastBatches = 0;
+    const runtime = rt;
+    const sample = () => {
+      const now = Date.now();
+      const cpu = process.cpuUsage();
+      const batches = level1Batches(metrics, 0).length;
+      const cpuMs = (cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000;
+      const stats = runtime.poolStats();
+      runtime.pool.resetHighWater();
+      const mem = process.memoryUsage();
+      const s: SoakSample = {
+        minute: round1((now - t0) / 60_000),
+        round: rounds,
+        level1Epoch: epochs,
+        batches,
+        poolHighWaterMiB: round1(stats.highWaterBytes / MiB),
+        poolAllocatedMiB: round1(stats.allocatedBytes / MiB),
+        buffersCreated: stats.created,
+        rssMiB: round1(mem.rss / MiB),
+        heapMiB: round1(mem.heapUsed / MiB),
+        stepMs: medianStepMs(level1Batches(metrics, lastSample)),
+        cpuMsPerBatch: batches > lastBatches ? round1(cpuMs / (batches - lastBatches)) : null,
+        load1: round1((loadavg()[0] as number) * 100) / 100,
+      };
+      if (s.stepMs !== null) s.stepMs = round1(s.stepMs);
+      lastSample = now;
+      lastCpu = cpu;
+      lastBatches = batches;
+      samples.push(s);
+      o.log(formatSample(s));
+    };
+    o.log(`soak: ${o.preset} preset, ${o.minutes} min, a sample every ${o.sampleSeconds} s, work folder ${work}`);
+    o.log(HEADER);
+    timer = setInterval(sample, o.sampleSeconds * 1000);
+    while (Date.now() < end) {
+      rounds++;
+      epochs += 2;
+      const args = ['--data', join(work, 'data'), '--out', out, '--preset', join(work, 'preset.json'), '--seed', '3', '--quiet', '--batch-size', '16',
+        '--epochs', String(epochs), '--level2-epochs', '3', '--log-interval', '1', '--checkpoint-every', '5', '--resume'];
+      const settings = parseTrainArgs(args);
+      if (!settings) throw new Error('help printed');
+      await train(settings, [rt]);
+    }
+    clearInterval(timer);
+    timer = null;
+    sample();
+    return summarise(o, samples, out, rounds, epochs, metrics);
+  } finally {
+    if (timer) clearInterval(timer);
+    rt?.destroy();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function summarise(o: SoakOptions, samples: SoakSample[], out: string, rounds: number, epochs: number, metrics: string): SoakSummary {
+  const warm = samples.filter((s) => s.round <= 2);
+  const after = samples.filter((s) => s.round > 2);
+  const checks: SoakSummary['checks'] = [];
+  const check = (name: string, value: number, bound: number, unit: string) => checks.push({ name, value: `${round1(value)}${unit}`, bound: `≤ ${round1(bound)}${unit}`, ok: value <= bound });
+  const max = (xs: number[]) => Math.max(...xs);
+  if (warm.length === 0 || after.length < 4) {
+    checks.push({ name: 'samples after warm-up', value: String(after.length), bound: '≥ 4', ok: false });
+  } else {
+    check('pool bytes held, largest after warm-up', max(after.map((s) => s.poolAllocatedMiB)), max(warm.map((s) => s.poolAllocatedMiB)) * 1.05, ' MiB');
+    check('pool high-water mark, largest after warm-up', max(after.map((s) => s.poolHighWaterMiB)), max(warm.map((s) => s.poolHighWaterMiB)) * 1.05, ' MiB');
+    const warmRss = max(warm.map((s) => s.rssMiB));
+    check('RSS, largest after warm-up', max(after.map((s) => s.rssMiB)), warmRss * 1.2 + 64, ' MiB');
+    const corrected = after.filter((s) => s.cpuMsPerBatch !== null).map((s) => s.cpuMsPerBatch as number);
+    const q = Math.max(1, Math.floor(corrected.length / 4));
+    const first = median(corrected.slice(0, q));
+    const last = median(corrected.slice(-q));
+    if (first === null || last === null) checks.push({ name: 'CPU times per batch measured', value: '0', bound: '≥ 1', ok: false });
+    else checks.push({ name: 'CPU time per batch, last quarter ÷ first quarter (medians)', value: (last / first).toFixed(2), bound: `≤ ${o.stepRatioMax}`, ok: last / first <= o.stepRatioMax });
+  }
+  const dir = join(out, 'checkpoints');
+  let verified = 0;
+  for (const level of ['level1', 'level2']) {
+    for (const name of listCheckpoints(dir, level)) {
+      try {
+        readCheckpoint(join(dir, name));
+        verified++;
+      } catch (e) {
+        checks.push({ name: `checkpoint ${name}`, value: (e as Error).message, bound: 'verifies', ok: false });
+      }
+    }
+  }
+  checks.push({ name: 'checkpoints that verify at the end', value: String(verified), bound: '≥ 2', ok: verified >= 2 });
+  const tempFilesLeft = [out, dir, join(out, 'cache')].filter(existsSync).flatMap((d) => readdirSync(d).filter((n) => n.endsWith('.tmp')).map((n) => join(d, n)));
+  checks.push({ name: 'temporary files left', value: String(tempFilesLeft.length), bound: '0', ok: tempFilesLeft.length === 0 });
+  const level1Batches_ = level1Batches(metrics, 0).length;
+  return { samples, rounds, level1Batches: level1Batches_, level1Epochs: epochs, checkpointsVerified: verified, tempFilesLeft, checks, passed: checks.every((c) => c.ok) };
+}
+
+const HEADER = ' minute round L1-epochs batches  pool-hw-MiB pool-held-MiB buffers  rss-MiB heap-MiB  step-ms cpu-ms/batch  load1';
+
+function formatSample(s: SoakSample): string {
+  return [
+    s.minute.toFixed(1).padStart(7), String(s.round).padStart(5), String(s.level1Epoch).padStart(9), String(s.batches).padStart(7),
+    s.poolHighWaterMiB.toFixed(1).padStart(12), s.poolAllocatedMiB.toFixed(1).padStart(13), String(s.buffersCreated).padStart(7),
+    s.rssMiB.toFixed(1).padStart(8), s.heapMiB.toFixed(1).padStart(8), (s.stepMs === null ? '-' : s.stepMs.toFixed(1)).padStart(8),
+    (s.cpuMsPerBatch === null ? '-' : s.cpuMsPerBatch.toFixed(1)).padStart(12), s.load1.toFixed(2).padStart(6),
+  ].join(' ');
+}
+
+/** Least-squares slope of RSS in MiB per hour over `samples` (null with fewer than 2). */
+export function rssSlope(samples: readonly SoakSample[]): number | null {
+  if (samples.length < 2) return null;
+  const n = samples.length;
+  const mx = samples.reduce((a, s) => a + s.minute, 0) / n;
+  const my = samples.reduce((a, s) => a + s.rssMiB, 0) / n;
+  const sxx = samples.reduce((a, s) => a + (s.minute - mx) ** 2, 0);
+  const sxy = samples.reduce((a, s) => a + (s.minute - mx) * (s.rssMiB - my), 0);
+  return sxx > 0 ? (sxy / sxx) * 60 : null;
+}
+
+/** RSS trend after warm-up, by thirds: slope in MiB/hour (a leak keeps its slope; warming allocators flatten). */
+export function rssTrend(samples: readonly SoakSample[]): string {
+  const after = samples.filter((s) => s.round > 2);
+  const third = Math.floor(after.length / 3);
+  if (third < 2) return `RSS slope after warm-up ${rssSlope(after)?.toFixed(0) ?? '-'} MiB/hour`;
+  const parts = [after.slice(0, third), after.slice(third, 2 * third), after.slice(2 * third)];
+  return `RSS slope after warm-up by thirds: ${parts.map((p) => `${rssSlope(p)?.toFixed(0)} MiB/h (min ${p[0]?.minute}–${p.at(-1)?.minute})`).join(', ')}`;
+}
+
+/** The summary printed at the end. */
+export function formatSoakSummary(s: SoakSummary): string {
+  const lines = [`rounds ${s.rounds}, Level-1 epochs ${s.level1Epochs}, Level-1 batches ${s.level1Batches}, samples ${s.samples.length}`, rssTrend(s.samples)];
+  for (const c of s.checks) lines.push(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.value} (${c.bound})`);
+  lines.push(`result: ${s.passed ? 'PASS' : 'FAIL'}`);
+  return lines.join('\n');
+}
+
+function flag(argv: string[], name: string, fallback: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i < 0 ? fallback : (argv[i + 1] ?? fallback);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const minutes = Number(flag(argv, 'minutes', '60'));
+  const sampleSeconds = Number(flag(argv, 'sample-seconds', '60'));
+  const preset = flag(argv, 'preset', 'tiny');
+  if (preset !== 'tiny' && preset !== 'micro') throw new Error('--preset must be tiny or micro');
+  const summary = await runSoak({ minutes, sampleSeconds, preset, stepRatioMax: 1.5, log: (l) => console.log(l) });
+  console.log(`\n${formatSoakSummary(summary)}`);
+  const outFile = flag(argv, 'out', '');
+  if (outFile) writeFileSync(outFile, JSON.stringify(summary, null, 2));
+  return summary.passed ? 0 : 1;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}
