@@ -39,6 +39,8 @@ const key = (r) => (r.kind === 'conv' ? `${r.dir} ${shapeText(r.shape)}` : `step
 const theirs = new Map(torch.filter((r) => r.kind === 'conv' || r.kind === 'step').map((r) => [key(r), r]));
 const pct = (v) => (v == null || !Number.isFinite(v) ? '—' : `${(100 * v).toFixed(1)}%`);
 const num = (v, d = 2) => (v == null || !Number.isFinite(v) ? '—' : v.toFixed(d));
+/** A rate given in GFLOP/s, in TFLOP/s from 1000 up. */
+const rate = (g) => (g == null ? '—' : g >= 1000 ? `${(g / 1000).toFixed(2)} TFLOP/s` : `${g.toFixed(2)} GFLOP/s`);
 
 const rows = ours
   .filter((r) => r.kind === 'conv' || r.kind === 'step')
@@ -49,11 +51,11 @@ const rows = ours
     return { op, shape, ours: r.ms, torch: t?.ms ?? null, tflops: r.gflops / 1000, ofPeak: peak ? r.gflops / peak : null, ratio: t ? t.ms / r.ms : null, variant: r.variant ?? '', r };
   });
 
-const header = ['op', 'shape', 'ours ms', 'PyTorch ms', 'ours TFLOP/s', '% of fp32 peak', 'ours / PyTorch', 'variant'];
-const cells = rows.map((x) => [x.op, x.shape, num(x.ours, 3), num(x.torch, 3), num(x.tflops, 2), pct(x.ofPeak), x.ratio == null ? '—' : `${x.ratio.toFixed(2)}×`, x.variant]);
+const header = ['op', 'shape', 'ours ms', 'PyTorch ms', 'ours GFLOP/s', '% of fp32 peak', 'ours / PyTorch', 'variant'];
+const cells = rows.map((x) => [x.op, x.shape, num(x.ours, 3), num(x.torch, 3), num(x.tflops * 1000, 1), pct(x.ofPeak), x.ratio == null ? '—' : `${x.ratio.toFixed(2)}×`, x.variant]);
 
 console.log(`\nGPU check — adapter (Dawn): ${adapter.adapter ?? '?'}; PyTorch ${device.torch ?? '?'} on ${device.name ?? '?'} (cuDNN ${device.cudnn ?? '—'}, TF32 off: ${JSON.stringify(device.tf32 ?? null)}, cudnn.benchmark ${device.cudnn_benchmark ?? '?'})`);
-console.log(`fp32 peak used: ${peak ? `${(peak / 1000).toFixed(1)} TFLOP/s (${peakFrom})` : 'unknown'}; measured: our WGSL FMA loop ${fma ? `${(fma.value / 1000).toFixed(2)} TFLOP/s` : '—'}, PyTorch ${matmul?.name ?? 'fp32 matmul'} ${matmul ? `${(matmul.value / 1000).toFixed(2)} TFLOP/s` : '—'}`);
+console.log(`fp32 peak used: ${peak ? `${rate(peak)} (${peakFrom})` : 'unknown'}; measured: our WGSL FMA loop ${rate(fma?.value)}, PyTorch ${matmul?.name ?? 'fp32 matmul'} ${rate(matmul?.value)}`);
 const auto = one(ours, 'autotune');
 if (auto.mode) console.log(`kernel versions: ${auto.mode} (${auto.shapes} shapes, ${num(auto.seconds, 1)} s)`);
 if (markdown) {

@@ -19,6 +19,7 @@ if [ -n "${REHEARSAL:-}" ]; then
   # lavapipe), the carried Node rather than this machine's.
   CONV_BATCH="${CONV_BATCH:-1}"; STEP_BATCHES="${STEP_BATCHES:-1,2}"; SAMPLE_MS="${SAMPLE_MS:-1}"
   export LUNGPATH_KERNELS="${LUNGPATH_KERNELS:-heuristic}" USE_CARRIED_NODE="${USE_CARRIED_NODE:-1}"
+  PYTHON="${PYTHON:-/usr/bin/python3}"; TORCH_ARGS="--threads 2"  # Debian's python3-torch
 fi
 CONV_BATCH="${CONV_BATCH:-16}"; STEP_BATCHES="${STEP_BATCHES:-16,64}"; SAMPLE_MS="${SAMPLE_MS:-50}"
 PYTHON="${PYTHON:-python3}"
@@ -50,7 +51,7 @@ if [ -z "${SKIP_OURS:-}" ]; then
 fi
 if [ -z "${SKIP_TORCH:-}" ]; then
   log "PyTorch: the same shapes"
-  PYTHONUNBUFFERED=1 $PYTHON bench/gpu/torch_bench.py --ours "$OUT/ours.jsonl" --out "$OUT/torch.jsonl" --step-batches "$STEP_BATCHES" --sample-ms "$SAMPLE_MS" > "$OUT/torch.log" 2>&1
+  PYTHONUNBUFFERED=1 $PYTHON bench/gpu/torch_bench.py --ours "$OUT/ours.jsonl" --out "$OUT/torch.jsonl" --step-batches "$STEP_BATCHES" --sample-ms "$SAMPLE_MS" ${TORCH_ARGS:-} > "$OUT/torch.log" 2>&1
   log "PyTorch exit $? ($(wc -l < "$OUT/torch.jsonl" 2>/dev/null || echo 0) rows)"; tail -n 3 "$OUT/torch.log"
 fi
 # Here, leave the carried folder as prepare.sh made it (the unpacked dawn.node would travel too).
