@@ -34,7 +34,8 @@ fi
 
 # 3. The Vulkan loader and GL dispatch libraries, amd64 debs (device README).
 if [ ! -d .gl ] || ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
-  grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >> "$(git rev-parse --git-path info/exclude)"
+  # .gitignore already ignores /.gl/; only a checkout without that line needs the exclude entry.
+  git check-ignore -q .gl || echo /.gl/ >> "$(git rev-parse --git-path info/exclude)"
   mkdir -p .gl /tmp/amd64/partial
   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
   apt-get $o update >/dev/null
