@@ -68,7 +68,7 @@ function launch(rt: Runtime, base: Omit<BenchCase, 'setup' | 'run' | 'teardown'>
 const fmaKernel = defineKernel({ name: 'bench_fma', shader: 'bench_ceiling', entryPoint: 'fma_peak', bindings: ['write'], uniforms: true, constants: { WG: 256 } });
 const copyKernel = defineKernel({ name: 'bench_copy', shader: 'bench_ceiling', entryPoint: 'copy', bindings: ['write', 'read'], uniforms: true, constants: { WG: 256 } });
 
-function ceilingCases(rt: Runtime): BenchCase[] {
+export function ceilingCases(rt: Runtime): BenchCase[] {
   const invocations = 64 * 1024;
   const rounds = 64;
   const vec4s = 4 * 1024 * 1024; // 64 MiB each way
@@ -82,7 +82,7 @@ function ceilingCases(rt: Runtime): BenchCase[] {
   ];
 }
 
-function convCases(rt: Runtime, label: string, s: Conv2dShape): BenchCase[] {
+export function convCases(rt: Runtime, label: string, s: Conv2dShape): BenchCase[] {
   const { ho, wo } = conv2dOutputSize(s);
   const xs = s.n * s.cIn * s.h * s.w;
   const ys = s.n * s.cOut * ho * wo;
@@ -102,7 +102,7 @@ function convCases(rt: Runtime, label: string, s: Conv2dShape): BenchCase[] {
  * One Adam training step of a Level-1 network on a random batch: forward under the tape, NLL on
  * log_softmax, backward, Adam; nothing read back. Work = 3 × forward FLOPs, as the TF.js row.
  */
-function trainStepCase(rt: Runtime, name: string, config: ModelConfig, batch: number): BenchCase {
+export function trainStepCase(rt: Runtime, name: string, config: ModelConfig, batch: number): BenchCase {
   const size = config.patch.size;
   const forward = patchNetworkForwardFlops(config, batch);
   let state: { net: TwoPartNetwork; adam: Adam; x: Tensor; t: GPUBuffer } | null = null;

@@ -15,6 +15,10 @@
  *   npm run bench -- --quick        # fewer samples
  *   npm run bench -- --no-tfjs      # ours only
  *   LUNGPATH_KERNELS=heuristic npm run bench   # the built-in per-adapter choice instead of autotune
+ *
+ * After the kernel rows: the runtime's CPU cost per recorded dispatch and per tiny training step
+ * (bench/dispatch_cost.ts; `--only dispatch`) and the per-op split of one seed training step at
+ * batch 1 (bench/step_split.ts; `--only split`).
  */
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
@@ -23,6 +27,8 @@ import { createNodeRuntime, nodeGpu } from '../src/kernels/node.ts';
 import { useKernelsFromEnv } from '../src/train/kernels.ts';
 import { SEED_CONFIG, TINY_CONFIG } from '../src/nn/config.ts';
 import { benchCases } from './cases.ts';
+import { measureDispatchCost, type DispatchCost } from './dispatch_cost.ts';
+import { formatStepSplit, measureStepSplit, type StepSplit } from './step_split.ts';
 import { checkTargets } from './targets.ts';
 import { measureTrainStep, type TrainStepStats } from './train_step_stats.ts';
 import { createTfjs, tfjsCases } from './tfjs.ts';
@@ -115,6 +121,12 @@ if (selected('train step')) {
   }
 }
 
+// The runtime's CPU cost per dispatch, and where one seed training step spends its GPU time.
+let dispatchCost: DispatchCost | null = null;
+if (selected('dispatch') || selected('train step')) dispatchCost = await measureDispatchCost(rt);
+let split: StepSplit | null = null;
+if (selected('split') || selected('train step')) split = await measureStepSplit(rt, 'seed patch net', SEED_CONFIG, 1, ceilings['GFLOP/s'] ?? null);
+
 const fmt = (v: number | null, digits = 2) => (v === null ? '—' : v.toFixed(digits));
 const pct = (v: number | null) => (v === null ? '' : `${(100 * v).toFixed(0)}%`);
 const all = [...rows.values()];
@@ -124,6 +136,8 @@ if (values.json) {
   for (const r of all) console.log(JSON.stringify({ ...r, adapter, date }));
   for (const s of stepStats) console.log(JSON.stringify({ ...s, name: `train step stats ${s.name}`, adapter, date }));
   for (const t of targets) console.log(JSON.stringify({ name: `target ${t.target}`, ...t, adapter, date }));
+  if (dispatchCost) console.log(JSON.stringify({ name: 'dispatch cost', ...dispatchCost, adapter, date }));
+  if (split) console.log(JSON.stringify({ ...split, name: 'step split', net: split.name, adapter, date }));
 } else if (values.markdown) {
   console.log(`\n| operation | shape | lungpath | TF.js | unit | ours / TF.js | % of ceiling | variant |\n|---|---|---:|---:|---|---:|---:|---|`);
   for (const r of all) console.log(`| ${r.name} | ${r.shape} | ${fmt(r.ours)} | ${fmt(r.tfjs)} | ${r.unit} | ${r.ratio === null ? '—' : `${r.ratio.toFixed(1)}×`} | ${pct(r.ofCeiling)} | ${r.variant} |`);
@@ -135,6 +149,14 @@ if (values.json) {
     console.log(`\n| target (lungpath / TF.js) | shape | goal | measured | |\n|---|---|---:|---:|---|`);
     for (const t of targets) console.log(`| ${t.target} | ${t.shape} | ≥ ${t.goal}× | ${t.ratio === null ? '—' : `${t.ratio.toFixed(1)}×`} | ${verdict(t.met)} |`);
   }
+  if (dispatchCost) {
+    const d = dispatchCost;
+    console.log(`\n| runtime CPU cost (${d.clock}, main thread) | µs |\n|---|---:|`);
+    console.log(`| per recorded dispatch, same buffers (relu, 1024 floats) | ${d.usPerDispatchRepeated.toFixed(1)} |`);
+    console.log(`| per recorded dispatch, 64 input buffers in turn | ${d.usPerDispatchVaried.toFixed(1)} |`);
+    console.log(`| per tiny patch-net training step, batch 16 (${d.tinyStepDispatches} dispatches) | ${d.usPerTinyStep.toFixed(0)} (${(d.usPerTinyStep / d.tinyStepDispatches).toFixed(1)} per dispatch) |`);
+  }
+  if (split) console.log(`\n${formatStepSplit(split, ceilings['GFLOP/s'] ?? null)}`);
 } else {
   console.log(`\n${'operation'.padEnd(30)} ${'shape'.padEnd(46)} ${'lungpath'.padStart(9)} ${'TF.js'.padStart(9)} unit     ${'ratio'.padStart(7)} ceil.`);
   for (const r of all) {
@@ -147,6 +169,11 @@ if (values.json) {
   for (const s of stepStats) {
     console.log(`one ${s.name} training step, batch ${s.batch}: ${s.dispatches} dispatches, ${s.submits} submits, peak GPU memory ${(s.peakBytes / 2 ** 30).toFixed(2)} GiB (pool high-water mark), ${(s.stepMs / 1000).toFixed(2)} s`);
   }
+  if (dispatchCost) {
+    const d = dispatchCost;
+    console.log(`runtime CPU cost (${d.clock}): ${d.usPerDispatchRepeated.toFixed(1)} µs per dispatch (same buffers), ${d.usPerDispatchVaried.toFixed(1)} µs (64 inputs in turn), ${d.usPerTinyStep.toFixed(0)} µs per tiny b16 training step (${d.tinyStepDispatches} dispatches)`);
+  }
+  if (split) console.log(`\n${formatStepSplit(split, ceilings['GFLOP/s'] ?? null)}`);
   console.log(`dispatches ${rt.counters.dispatches}, submits ${rt.counters.submits}, pipelines ${rt.counters.pipelines} (lungpath, whole run)`);
 }
 rt.destroy();

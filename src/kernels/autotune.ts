@@ -15,7 +15,8 @@
  * JSON file format shared by the disk cache and RUN/kernels.json (the disk itself is src/train's).
  */
 import { chooseConv2dBackwardDataVariant, conv2dBackwardData } from './conv2d_data_grad.ts';
-import { chooseConv2dForwardVariant, CONV2D_FORWARD_VARIANTS, conv2dForward, conv2dVariantApplies, type Conv2dForwardVariant } from './conv2d_forward.ts';
+import { chooseConv2dForwardVariant, CONV2D_FORWARD_VARIANTS, conv2dForward, conv2dVariantApplies, isCpuAdapter, type Conv2dForwardVariant } from './conv2d_forward.ts';
+import { isGemmRbVariant } from './conv2d_gemm_rb.ts';
 import { conv2dBackwardDataRef, conv2dBackwardWeightRef, conv2dForwardRef } from './conv2d_ref.ts';
 import { conv2dOutputSize, validateConv2dShape, type Conv2dShape } from './conv2d_shape.ts';
 import { chooseConv2dWeightGradVariant, CONV2D_WEIGHT_GRAD_VARIANTS, conv2dBackwardWeight, conv2dWeightGradSupports, type Conv2dWeightGradVariant } from './conv2d_weight_grad.ts';
@@ -38,8 +39,9 @@ import type { AdapterReport, Runtime } from './runtime.ts';
  * Bump when a launcher changes what a version computes or how fast it is without its WGSL changing
  * (tile sizes in TypeScript, grid shapes): it is part of the kernel-set id that keys the disk cache.
  * 2: conv2d '2x2s2_sg' (forward and dx); packWeights / directConv take the kernel's lane layout.
+ * 3: conv2d 'gemm_rb128' / 'gemm_rb64' / 'gemm_rb_n32' (forward, dx, dW: conv2d_gemm_rb.ts).
  */
-export const KERNEL_SET_VERSION = 2;
+export const KERNEL_SET_VERSION = 3;
 
 /** How one op is launched, checked and keyed. */
 interface OpRule<K extends KernelOp> {
@@ -137,6 +139,16 @@ export function kernelVersions(op: KernelOp): readonly string[] {
 export function applicableVersions<K extends KernelOp>(op: K, shape: KernelShapes[K]): string[] {
   const r = rule(op);
   return r.variants.filter((v) => r.applies(v, shape));
+}
+
+/**
+ * The versions autotune times for `shape` on `rt`: the applicable ones, less the register-blocked
+ * GEMMs ('gemm_rb*', conv2d_gemm_rb.ts) on CPU adapters — they are built for discrete GPUs, never
+ * win on lavapipe's uniform-memory paths, and compiling them there costs seconds each.
+ */
+export function tunedVersions<K extends KernelOp>(rt: Runtime, op: K, shape: KernelShapes[K]): string[] {
+  const cpu = isCpuAdapter(rt);
+  return applicableVersions(op, shape).filter((v) => !(cpu && isGemmRbVariant(v)));
 }
 
 /** What the launcher runs for `shape` when the table has no entry. */
@@ -315,7 +327,7 @@ async function tuneOne<K extends KernelOp>(rt: Runtime, request: KernelRequest<K
   const s = keyShape(op, request.shape);
   const r = rule(op);
   const heuristic = r.heuristic(rt, s);
-  const versions = [heuristic, ...applicableVersions(op, s).filter((v) => v !== heuristic)];
+  const versions = [heuristic, ...tunedVersions(rt, op, s).filter((v) => v !== heuristic)];
   const timings: Record<string, number | string> = {};
   const done = (variant: string): TunedChoice => ({ op, shape: s, variant, timings }) as TunedChoice;
   if (versions.length === 1) {

@@ -8,6 +8,7 @@
  */
 import { assertSubgroupsOf8, batchChunks, conv1x1Narrow, directConv, directKernels, itemsBinding, subgroupKernels, subgroupLanes, subgroupSegments } from './conv2d_direct.ts';
 import { chooseConv2dVariant, CONV2D_FORWARD_VARIANTS, conv2dVariantApplies } from './conv2d_forward.ts';
+import { conv2dBackwardDataGemmRb } from './conv2d_gemm_rb.ts';
 import type { Conv2dShape } from './conv2d_shape.ts';
 import { conv2dOutputSize, validateConv2dShape } from './conv2d_shape.ts';
 import { defineKernel, flatWorkgroups, Uniforms } from './kernel.ts';
@@ -44,6 +45,10 @@ export function conv2dBackwardData(
   switch (variant) {
     case 'gemm':
       return backwardDataGemm(rt, dy, w, s);
+    case 'gemm_rb128':
+    case 'gemm_rb64':
+    case 'gemm_rb_n32':
+      return conv2dBackwardDataGemmRb(rt, dy, w, s, variant);
     case '1x1_narrow':
       return conv1x1Narrow(rt, dy, w, null, { n: s.n, cIn: s.cOut, cOut: s.cIn, plane: s.h * s.w, wso: 1, wsi: s.cIn }, io);
     case '3x3':

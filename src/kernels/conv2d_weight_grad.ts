@@ -12,11 +12,12 @@
  * CPU references: conv2dBackwardWeightRef / conv2dBackwardBiasRef in conv2d_ref.ts.
  */
 import { conv2dOutputSize, validateConv2dShape, type Conv2dShape } from './conv2d_shape.ts';
+import { conv2dBackwardWeightGemmRb, isGemmRbVariant, type GemmRbVariant } from './conv2d_gemm_rb.ts';
 import { defineKernel, flatWorkgroups, Uniforms, type KernelSpec } from './kernel.ts';
 import { BindingLimitError, type Binding, type Runtime } from './runtime.ts';
 
 /** The dW kernels, fastest first where several apply; `general` handles every shape. */
-export const CONV2D_WEIGHT_GRAD_VARIANTS = ['3x3s1p1', '2x2s2', '1x1', 'general'] as const;
+export const CONV2D_WEIGHT_GRAD_VARIANTS = ['3x3s1p1', '2x2s2', '1x1', 'general', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32'] as const;
 export type Conv2dWeightGradVariant = (typeof CONV2D_WEIGHT_GRAD_VARIANTS)[number];
 
 export interface Conv2dWeightGradOptions {
@@ -60,7 +61,9 @@ const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 const is = (s: Conv2dShape, k: number, stride: number, pad: number) => s.kh === k && s.kw === k && s.stride === stride && s.pad === pad;
 const tile1x1 = (s: Conv2dShape) => (s.cOut < TILE_1X1.CO ? TILE_1X1_NARROW : TILE_1X1);
 
-const RULES: { [K in Conv2dWeightGradVariant]: VariantRule } = {
+/** The register-blocked split-K GEMMs (conv2d_gemm_rb.ts) take every shape and have their own launcher. */
+type DirectDwVariant = Exclude<Conv2dWeightGradVariant, GemmRbVariant>;
+const RULES: { [K in DirectDwVariant]: VariantRule } = {
   '3x3s1p1': { supports: (s) => is(s, 3, 1, 1), kernel: () => kernel3x3, pairs: (s) => s.cIn * ceilDiv(s.cOut, 8), rowBlock: 16 },
   '2x2s2': {
     supports: (s) => is(s, 2, 2, 0),
@@ -84,7 +87,7 @@ const RULES: { [K in Conv2dWeightGradVariant]: VariantRule } = {
 
 /** Whether `variant` computes dW for shape `s`. */
 export function conv2dWeightGradSupports(variant: Conv2dWeightGradVariant, s: Conv2dShape): boolean {
-  return RULES[variant].supports(s);
+  return isGemmRbVariant(variant) || RULES[variant].supports(s);
 }
 
 /**
@@ -93,7 +96,7 @@ export function conv2dWeightGradSupports(variant: Conv2dWeightGradVariant, s: Co
  * the heuristic is the same on every adapter: autotune measures the others.
  */
 export function chooseConv2dWeightGradVariant(rt: Runtime, s: Conv2dShape): Conv2dWeightGradVariant {
-  return CONV2D_WEIGHT_GRAD_VARIANTS.find((v) => RULES[v].supports(s)) ?? 'general';
+  return CONV2D_WEIGHT_GRAD_VARIANTS.find((v) => !isGemmRbVariant(v) && RULES[v].supports(s)) ?? 'general';
 }
 
 /** Workgroups wanted in flight: a CPU driver needs a few per core, a GPU thousands. */
@@ -160,6 +163,7 @@ function reducePartials(rt: Runtime, partial: GPUBuffer, out: GPUBuffer, count: 
 export function conv2dBackwardWeight(rt: Runtime, x: GPUBuffer, dy: GPUBuffer, s: Conv2dShape, options: Conv2dWeightGradOptions = {}): GPUBuffer {
   validateConv2dShape(s);
   const variant = options.variant ?? rt.kernels.choose('conv2d.dw', s, () => chooseConv2dWeightGradVariant(rt, s));
+  if (isGemmRbVariant(variant)) return conv2dBackwardWeightGemmRb(rt, x, dy, s, variant);
   const rule = RULES[variant];
   if (!rule.supports(s)) throw new Error(`conv2dBackwardWeight: variant '${variant}' does not support ${s.kh}×${s.kw} stride ${s.stride} pad ${s.pad}`);
   const { ho, wo } = conv2dOutputSize(s);

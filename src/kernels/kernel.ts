@@ -79,14 +79,12 @@ export class Uniforms {
     const n = Math.max(4, Math.ceil(this.words.length / 4) * 4);
     const buffer = new ArrayBuffer(n * 4);
     const u = new Uint32Array(buffer);
-    const i = new Int32Array(buffer);
-    const f = new Float32Array(buffer);
-    this.words.forEach((v, k) => {
-      const kind = this.kinds[k];
-      if (kind === 'u') u[k] = v;
-      else if (kind === 'i') i[k] = v;
-      else f[k] = v;
-    });
+    let f: Float32Array | null = null;
+    for (let k = 0; k < this.words.length; k++) {
+      const v = this.words[k] as number;
+      if (this.kinds[k] !== 'f') u[k] = v >>> 0; // an i32 is its two's-complement bit pattern
+      else (f ??= new Float32Array(buffer))[k] = v;
+    }
     return buffer;
   }
 }

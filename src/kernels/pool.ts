@@ -54,6 +54,8 @@ export class OutOfMemoryError extends Error {
 export class BufferPool {
   private free = new Map<string, GPUBuffer[]>();
   private sizes = new WeakMap<GPUBuffer, number>();
+  /** Creation order of each buffer: free lists hand out the oldest first (see `release`). */
+  private ids = new WeakMap<GPUBuffer, number>();
   private stats: PoolStats = { inUseBytes: 0, highWaterBytes: 0, allocatedBytes: 0, created: 0, largestBufferBytes: 0 };
   private tracked: Set<GPUBuffer> | null = null;
 
@@ -71,6 +73,7 @@ export class BufferPool {
       this.checkLimits(size, label ?? '');
       buffer = this.limits.create ? this.limits.create({ size, usage, label }) : this.device.createBuffer({ size, usage, label });
       this.sizes.set(buffer, size);
+      this.ids.set(buffer, this.stats.created);
       this.stats.allocatedBytes += size;
       this.stats.created++;
     }
@@ -81,14 +84,23 @@ export class BufferPool {
     return buffer;
   }
 
-  /** Returns a buffer acquired from this pool; it may be handed out again at once. */
+  /**
+   * Returns a buffer acquired from this pool; it may be handed out again at once. Each free list is
+   * kept in creation order, oldest last, and `acquire` takes the oldest: which buffer a request gets
+   * then depends only on which buffers are free, not on the order they were released in, so a loop
+   * that acquires and releases the same way every step gets the same buffers every step — and the
+   * runtime's bind groups for them are found again instead of created.
+   */
   release(buffer: GPUBuffer): void {
     const size = this.sizes.get(buffer);
     if (size === undefined) throw new Error(`BufferPool.release: buffer '${buffer.label}' is not from this pool`);
     const key = `${size}:${buffer.usage}`;
     const list = this.free.get(key) ?? [];
     if (list.includes(buffer)) throw new Error(`BufferPool.release: buffer '${buffer.label}' released twice`);
-    list.push(buffer);
+    const id = this.ids.get(buffer) as number;
+    let at = list.length;
+    while (at > 0 && (this.ids.get(list[at - 1] as GPUBuffer) as number) < id) at--;
+    list.splice(at, 0, buffer);
     this.free.set(key, list);
     this.stats.inUseBytes -= size;
     this.tracked?.delete(buffer);

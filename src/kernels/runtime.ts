@@ -8,6 +8,8 @@
 import type { KernelSpec } from './kernel.ts';
 import { KernelChoices } from './kernel_choices.ts';
 import { BufferPool, OutOfMemoryError, roundUp, type PoolStats } from './pool.ts';
+import { DispatchProfiler, type DispatchTiming } from './profiler.ts';
+import { StagingPool } from './staging.ts';
 
 /** A storage binding: a whole buffer, or a byte range of one (offset a multiple of 256). */
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size: number };
@@ -70,6 +72,15 @@ export class ShaderError extends Error {
 }
 
 const UNIFORM_ARENA_BYTES = 1 << 18;
+/** Bind groups kept for reuse; past this many the cache starts again (a loop with fixed shapes needs a few hundred). */
+const BIND_GROUP_CACHE_SIZE = 4096;
+
+interface Pipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  /** Distinguishes layouts in bind-group keys. */
+  layoutId: number;
+}
 // GPUBufferUsage is a global only once the platform installed WebGPU; the flag values are fixed by spec.
 const STORAGE_USAGE = 0x0080 /* STORAGE */ | 0x0040 /* UNIFORM */ | 0x0004 /* COPY_SRC */ | 0x0008; /* COPY_DST */
 
@@ -80,18 +91,33 @@ export class Runtime {
   readonly maxWorkgroupsPerDimension: number;
   /** The pool's memory budget in bytes (RuntimeOptions.maxMemoryBytes), null when only the device limits it. */
   readonly maxMemoryBytes: number | null;
-  readonly counters = { dispatches: 0, submits: 0, pipelines: 0, uploads: 0, readbacks: 0 };
+  readonly counters = { dispatches: 0, submits: 0, pipelines: 0, uploads: 0, readbacks: 0, bindGroups: 0 };
   /** Which version each multi-version kernel runs per shape (kernel_choices.ts); empty = heuristic. */
   readonly kernels: KernelChoices;
 
-  private pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+  /** Pipelines by kernel declaration (the hot path: one WeakMap lookup) … */
+  private pipelinesByKernel = new WeakMap<Readonly<KernelSpec>, Pipeline>();
+  /** … and by source and constants, so two declarations of the same kernel share one pipeline. */
+  private pipelines = new Map<string, Pipeline>();
+  /** Bind-group layouts by their entries: kernels with the same bindings share one, and so their bind groups. */
+  private layouts = new Map<string, { layout: GPUBindGroupLayout; id: number }>();
+  /** Bind groups by layout and bound ranges (the uniform block's offset is dynamic, so not part of the key). */
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  private staging: StagingPool;
+  private dynamicOffset = new Uint32Array(1);
+  /** Per-dispatch timestamps while a profile runs (startProfile). */
+  private profiler: DispatchProfiler | null = null;
+  /** The pipeline last set in the open pass (setting it again is skipped). */
+  private passPipeline: GPUComputePipeline | null = null;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private uniformArena: GPUBuffer;
   private uniformStaging = new Uint8Array(UNIFORM_ARENA_BYTES);
   private uniformUsed = 0;
   private uniformAlign: number;
-  private pendingStaging: GPUBuffer[] = [];
+  private pendingUploads: GPUBuffer[] = [];
   private pendingChecks: Promise<void>[] = [];
   private failures: Error[] = [];
   private lostReason: string | null = null;
@@ -110,6 +136,7 @@ export class Runtime {
       beforeTrim: () => this.flush(),
     });
     this.kernels = options.kernels ?? new KernelChoices();
+    this.staging = new StagingPool(device);
     const deviceLimit = device.limits.maxStorageBufferBindingSize;
     this.maxBindingBytes = Math.min(deviceLimit, options.maxBindingBytes ?? deviceLimit);
     this.maxWorkgroupsPerDimension = device.limits.maxComputeWorkgroupsPerDimension;
@@ -149,12 +176,12 @@ export class Runtime {
   write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
     const bytes = roundUp(data.byteLength, 4);
     if (bytes === 0) return;
-    const staging = this.device.createBuffer({ size: bytes, usage: 0x0004 /* COPY_SRC */, mappedAtCreation: true });
-    new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    const staging = this.staging.acquireUpload(bytes);
+    new Uint8Array(staging.getMappedRange(0, bytes)).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     staging.unmap();
     this.endPass();
     this.getEncoder().copyBufferToBuffer(staging, 0, buffer, offset, bytes);
-    this.pendingStaging.push(staging);
+    this.pendingUploads.push(staging);
     this.counters.uploads++;
   }
 
@@ -178,22 +205,25 @@ export class Runtime {
       starts.push(total);
       total += roundUp(size, 4);
     }
-    const staging = this.device.createBuffer({ size: Math.max(total, 4), usage: 0x0001 /* MAP_READ */ | 0x0008 /* COPY_DST */ });
+    const staging = this.staging.acquireReadback(Math.max(total, 4));
     this.endPass();
     const encoder = this.getEncoder();
     parts.forEach((r, i) => encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging, starts[i] as number, roundUp(sizes[i] as number, 4)));
     this.flush();
     this.counters.readbacks++;
+    let ok = false;
     try {
-      await staging.mapAsync(0x0001 /* READ */).catch(async (e: unknown) => {
+      await staging.mapAsync(0x0001 /* READ */, 0, Math.max(total, 4)).catch(async (e: unknown) => {
         await this.throwIfLost();
         throw e;
       });
       await this.throwIfFailed();
-      const mapped = staging.getMappedRange();
-      return sizes.map((size, i) => mapped.slice(starts[i] as number, (starts[i] as number) + size));
+      const mapped = staging.getMappedRange(0, Math.max(total, 4));
+      const out = sizes.map((size, i) => mapped.slice(starts[i] as number, (starts[i] as number) + size));
+      ok = true;
+      return out;
     } finally {
-      staging.destroy();
+      this.staging.releaseReadback(staging, ok);
     }
   }
 
@@ -215,10 +245,8 @@ export class Runtime {
   /** Records one dispatch of `kernel`. Nothing runs until `flush` (or a `read`). */
   dispatch(kernel: Readonly<KernelSpec>, args: DispatchArgs): void {
     const [x, y = 1, z = 1] = args.workgroups;
-    for (const n of [x, y, z]) {
-      if (!Number.isInteger(n) || n < 0 || n > this.maxWorkgroupsPerDimension) {
-        throw new RangeError(`kernel '${kernel.name}': dispatch of ${x}×${y}×${z} workgroups exceeds ${this.maxWorkgroupsPerDimension} per dimension`);
-      }
+    if (!this.validGroupCount(x) || !this.validGroupCount(y) || !this.validGroupCount(z)) {
+      throw new RangeError(`kernel '${kernel.name}': dispatch of ${x}×${y}×${z} workgroups exceeds ${this.maxWorkgroupsPerDimension} per dimension`);
     }
     if (x * y * z === 0) return;
     if (args.bindings.length !== kernel.bindings.length) {
@@ -227,23 +255,20 @@ export class Runtime {
     if (kernel.uniforms !== (args.uniforms !== undefined)) {
       throw new Error(`kernel '${kernel.name}': uniforms ${kernel.uniforms ? 'missing' : 'given but not declared'}`);
     }
-    const { pipeline, layout } = this.getPipeline(kernel);
-    const entries: GPUBindGroupEntry[] = [];
-    if (args.uniforms) entries.push({ binding: 0, resource: this.pushUniforms(args.uniforms) });
-    args.bindings.forEach((binding, i) => {
-      const resource = 'buffer' in binding ? binding : { buffer: binding, size: binding.size };
-      const limit = kernel.bindings[i] === 'uniform' ? this.device.limits.maxUniformBufferBindingSize : this.maxBindingBytes;
-      if (resource.size > limit) {
-        throw new BindingLimitError(`kernel '${kernel.name}' binding ${i + 1} ('${resource.buffer.label}')`, resource.size, limit);
-      }
-      entries.push({ binding: i + 1, resource });
-    });
-    assertNoWritableAlias(kernel, entries);
-    const bindGroup = this.device.createBindGroup({ layout, entries });
-    const pass = this.getPass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    const entry = this.getPipeline(kernel);
+    const uniform = args.uniforms ? this.pushUniforms(args.uniforms) : null;
+    const bindGroup = this.getBindGroup(kernel, entry, args.bindings, uniform?.size ?? 0);
+    const pass = this.profiler ? this.profiledPass(kernel, args.bindings, [x, y, z]) : this.getPass();
+    if (this.passPipeline !== entry.pipeline) pass.setPipeline(entry.pipeline);
+    this.passPipeline = entry.pipeline;
+    if (uniform) {
+      // The typed-array form: Dawn's binding walks a plain array through its iterator, which costs more than the rest of the dispatch.
+      this.dynamicOffset[0] = uniform.offset;
+      pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
+    }
+    else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (this.profiler) this.endPass();
     this.counters.dispatches++;
   }
 
@@ -255,6 +280,7 @@ export class Runtime {
       this.device.queue.writeBuffer(this.uniformArena, 0, this.uniformStaging, 0, this.uniformUsed);
       this.uniformUsed = 0;
     }
+    this.profiler?.resolve(this.encoder);
     this.device.pushErrorScope('validation');
     this.device.queue.submit([this.encoder.finish()]);
     const check = this.device.popErrorScope().then((error) => {
@@ -263,10 +289,13 @@ export class Runtime {
     this.pendingChecks.push(check);
     this.encoder = null;
     this.counters.submits++;
-    const staging = this.pendingStaging;
-    this.pendingStaging = [];
-    if (staging.length > 0) {
-      void this.device.queue.onSubmittedWorkDone().then(() => staging.forEach((b) => b.destroy()));
+    const uploads = this.pendingUploads;
+    this.pendingUploads = [];
+    if (uploads.length > 0) {
+      void this.device.queue.onSubmittedWorkDone().then(
+        () => this.staging.recycleUploads(uploads),
+        () => uploads.forEach((b) => b.destroy()),
+      );
     }
   }
 
@@ -287,6 +316,33 @@ export class Runtime {
     return this.pool.snapshot();
   }
 
+  /**
+   * From now on every dispatch is timed on the GPU (its own pass with timestamp queries) until
+   * `stopProfile`; see profiler.ts. Throws when the device has no 'timestamp-query'.
+   */
+  startProfile(): void {
+    this.flush();
+    this.profiler = new DispatchProfiler(this.device);
+  }
+
+  /** Ends a profile: submits, waits, and returns each dispatch since `startProfile` with its GPU time. */
+  async stopProfile(): Promise<DispatchTiming[]> {
+    const profiler = this.profiler;
+    if (!profiler) throw new Error('stopProfile: no profile was started');
+    this.flush();
+    this.profiler = null;
+    try {
+      return profiler.timings(await this.readMany(profiler.buffers()));
+    } finally {
+      profiler.destroy();
+    }
+  }
+
+  /** Staging buffers created so far for uploads and readbacks (a steady loop stops creating them). */
+  stagingCreated(): { upload: number; readback: number } {
+    return { ...this.staging.created };
+  }
+
   /** Full WGSL text of a kernel, as compiled (includes and defines applied). */
   source(kernel: Readonly<KernelSpec>): string {
     const parts = [...(kernel.include ?? []), kernel.shader].map((name) => {
@@ -305,6 +361,8 @@ export class Runtime {
   }
 
   destroy(): void {
+    this.bindGroups.clear();
+    this.staging.destroy();
     this.pool.trim();
     this.uniformArena.destroy();
     this.device.destroy();
@@ -343,22 +401,26 @@ export class Runtime {
     return buffer;
   }
 
-  private getPipeline(kernel: Readonly<KernelSpec>): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+  /**
+   * The pipeline of a kernel declaration: found by the declaration itself (declarations are made
+   * once, at module level), else by its source text and constants (a copy of a declaration, a test's
+   * variant), else compiled.
+   */
+  private getPipeline(kernel: Readonly<KernelSpec>): Pipeline {
+    const known = this.pipelinesByKernel.get(kernel);
+    if (known) return known;
     const code = this.source(kernel);
     const constants = kernel.constants ?? {};
     const key = `${kernel.entryPoint ?? 'main'}|${JSON.stringify(constants)}|${kernel.uniforms}|${kernel.bindings.join(',')}|${code}`;
     const cached = this.pipelines.get(key);
-    if (cached) return cached;
+    if (cached) {
+      this.pipelinesByKernel.set(kernel, cached);
+      return cached;
+    }
 
-    const entries: GPUBindGroupLayoutEntry[] = [];
-    if (kernel.uniforms) entries.push({ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform' } });
-    kernel.bindings.forEach((access, i) => {
-      const type = access === 'read' ? 'read-only-storage' : access === 'write' ? 'storage' : 'uniform';
-      entries.push({ binding: i + 1, visibility: 4, buffer: { type } });
-    });
+    const { layout, id: layoutId } = this.getLayout(kernel);
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label: kernel.name });
-    const layout = this.device.createBindGroupLayout({ entries, label: kernel.name });
     const pipeline = this.device.createComputePipeline({
       label: kernel.name,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
@@ -373,13 +435,70 @@ export class Runtime {
       this.failures.push(new ShaderError(kernel.name, messages.length ? messages.join('\n') : error.message));
     });
     this.pendingChecks.push(check);
-    const entry = { pipeline, layout };
+    const entry = { pipeline, layout, layoutId };
     this.pipelines.set(key, entry);
+    this.pipelinesByKernel.set(kernel, entry);
     this.counters.pipelines++;
     return entry;
   }
 
-  private pushUniforms(data: ArrayBuffer): GPUBufferBinding {
+  /** The bind-group layout for a kernel's bindings; the uniform block (binding 0) takes a dynamic offset into the arena. */
+  private getLayout(kernel: Readonly<KernelSpec>): { layout: GPUBindGroupLayout; id: number } {
+    const key = `${kernel.uniforms}|${kernel.bindings.join(',')}`;
+    const known = this.layouts.get(key);
+    if (known) return known;
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    if (kernel.uniforms) entries.push({ binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform', hasDynamicOffset: true } });
+    kernel.bindings.forEach((access, i) => {
+      const type = access === 'read' ? 'read-only-storage' : access === 'write' ? 'storage' : 'uniform';
+      entries.push({ binding: i + 1, visibility: 4, buffer: { type } });
+    });
+    const made = { layout: this.device.createBindGroupLayout({ entries, label: key }), id: this.layouts.size + 1 };
+    this.layouts.set(key, made);
+    return made;
+  }
+
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(buffer, id);
+    }
+    return id;
+  }
+
+  /**
+   * The bind group for these buffers and ranges under the kernel's layout: reused when the same
+   * ranges were bound before (a training loop binds the same pooled buffers step after step), else
+   * checked (binding limits, writable aliasing) and created. Buffer ids are never reused, so an entry
+   * naming a destroyed buffer is simply never found again.
+   */
+  private getBindGroup(kernel: Readonly<KernelSpec>, entry: Pipeline, bindings: readonly Binding[], uniformSize: number): GPUBindGroup {
+    let key = `${entry.layoutId}|${uniformSize}`;
+    for (const binding of bindings) {
+      key += 'buffer' in binding ? `|${this.bufferId(binding.buffer)}:${binding.offset ?? 0}:${binding.size}` : `|${this.bufferId(binding)}`;
+    }
+    const cached = this.bindGroups.get(key);
+    if (cached) return cached;
+    const entries: GPUBindGroupEntry[] = [];
+    if (kernel.uniforms) entries.push({ binding: 0, resource: { buffer: this.uniformArena, offset: 0, size: uniformSize } });
+    bindings.forEach((binding, i) => {
+      const resource = 'buffer' in binding ? binding : { buffer: binding, size: binding.size };
+      const limit = kernel.bindings[i] === 'uniform' ? this.device.limits.maxUniformBufferBindingSize : this.maxBindingBytes;
+      if (resource.size > limit) {
+        throw new BindingLimitError(`kernel '${kernel.name}' binding ${i + 1} ('${resource.buffer.label}')`, resource.size, limit);
+      }
+      entries.push({ binding: i + 1, resource });
+    });
+    assertNoWritableAlias(kernel, entries);
+    const group = this.device.createBindGroup({ layout: entry.layout, entries });
+    if (this.bindGroups.size >= BIND_GROUP_CACHE_SIZE) this.bindGroups.clear();
+    this.bindGroups.set(key, group);
+    this.counters.bindGroups++;
+    return group;
+  }
+
+  private pushUniforms(data: ArrayBuffer): { offset: number; size: number } {
     const size = roundUp(Math.max(data.byteLength, 16), 16);
     if (size > 1024) throw new Error(`uniform block of ${data.byteLength} bytes is larger than 1 KiB`);
     if (this.uniformUsed + size > UNIFORM_ARENA_BYTES) this.flush();
@@ -387,7 +506,7 @@ export class Runtime {
     this.uniformStaging.fill(0, offset, offset + size);
     this.uniformStaging.set(new Uint8Array(data), offset);
     this.uniformUsed = roundUp(offset + size, this.uniformAlign);
-    return { buffer: this.uniformArena, offset, size };
+    return { offset, size };
   }
 
   private getEncoder(): GPUCommandEncoder {
@@ -403,6 +522,18 @@ export class Runtime {
   private endPass(): void {
     this.pass?.end();
     this.pass = null;
+    this.passPipeline = null;
+  }
+
+  private profiledPass(kernel: Readonly<KernelSpec>, bindings: readonly Binding[], groups: [number, number, number]): GPUComputePassEncoder {
+    this.endPass();
+    const sizes = bindings.map((b) => b.size);
+    this.pass = this.getEncoder().beginComputePass({ timestampWrites: (this.profiler as DispatchProfiler).next(kernel.name, sizes, groups) });
+    return this.pass;
+  }
+
+  private validGroupCount(n: number): boolean {
+    return Number.isInteger(n) && n >= 0 && n <= this.maxWorkgroupsPerDimension;
   }
 }
 

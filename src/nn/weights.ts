@@ -5,19 +5,19 @@
  * and names the first tensor that differs.
  */
 import type { Module, StateEntry } from './modules.ts';
+import { readTensors, type Tensor } from './tensor.ts';
 import { entryToFloat32, parseSafetensors, serializeSafetensors, type SafetensorsFile, type TensorToWrite } from './safetensors.ts';
 
 /** Reads the module's state from the GPU and serialises it. */
 export async function weightsToSafetensors(module: Module, metadata: Record<string, string> = {}): Promise<Uint8Array> {
-  const tensors: TensorToWrite[] = [];
-  for (const entry of module.state()) {
-    if (entry.dtype === 'I64') {
-      const data = new BigInt64Array([BigInt(entry.get?.() ?? 0)]);
-      tensors.push({ name: entry.name, dtype: 'I64', shape: entry.shape, data });
-    } else {
-      tensors.push({ name: entry.name, dtype: 'F32', shape: entry.shape, data: await (entry.tensor as NonNullable<StateEntry['tensor']>).read() });
-    }
-  }
+  const state = module.state();
+  const floats = await readTensors(state.filter((e) => e.dtype !== 'I64').map((e) => e.tensor as NonNullable<StateEntry['tensor']> as Tensor));
+  let next = 0;
+  const tensors: TensorToWrite[] = state.map((entry) =>
+    entry.dtype === 'I64'
+      ? { name: entry.name, dtype: 'I64', shape: entry.shape, data: new BigInt64Array([BigInt(entry.get?.() ?? 0)]) }
+      : { name: entry.name, dtype: 'F32', shape: entry.shape, data: floats[next++] as Float32Array },
+  );
   return serializeSafetensors(tensors, metadata);
 }
 

@@ -13,6 +13,7 @@ import { readFileBytes, writeFileAtomic } from '../nn/files.ts';
 import type { Module } from '../nn/modules.ts';
 import type { Adam } from '../nn/optim.ts';
 import { entryToFloat32, parseSafetensors, serializeSafetensors, type TensorToWrite } from '../nn/safetensors.ts';
+import { readTensors, type Tensor } from '../nn/tensor.ts';
 import { loadWeights } from '../nn/weights.ts';
 import { NonFiniteWeightsError } from './guard.ts';
 
@@ -89,11 +90,16 @@ function checkState(state: unknown, path: string): CheckpointState {
 export async function saveCheckpoint(dir: string, level: string, net: Module, adam: Adam, state: CheckpointState, config: unknown): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const tensors: TensorToWrite[] = [];
-  for (const entry of net.state()) {
+  // Every float tensor (weights, buffers, Adam moments) in one readback: readTensors.
+  const entries = net.state().filter((e) => e.dtype === 'I64' || e.tensor);
+  const moments = adam.stateTensors();
+  const floats = await readTensors([...entries.filter((e) => e.dtype !== 'I64').map((e) => e.tensor as Tensor), ...moments]);
+  let next = 0;
+  for (const entry of entries) {
     if (entry.dtype === 'I64') tensors.push({ name: entry.name, dtype: 'I64', shape: entry.shape, data: new BigInt64Array([BigInt(entry.get?.() ?? 0)]) });
-    else if (entry.tensor) tensors.push({ name: entry.name, dtype: 'F32', shape: entry.shape, data: await entry.tensor.read() });
+    else tensors.push({ name: entry.name, dtype: 'F32', shape: entry.shape, data: floats[next++] as Float32Array });
   }
-  for (const t of adam.stateTensors()) tensors.push({ name: `optim.${t.label}`, dtype: 'F32', shape: t.shape, data: await t.read() });
+  for (const t of moments) tensors.push({ name: `optim.${t.label}`, dtype: 'F32', shape: t.shape, data: floats[next++] as Float32Array });
   const nonFinite = tensors.filter((t) => t.dtype === 'F32' && !(t.data as Float32Array).every(Number.isFinite)).map((t) => t.name);
   if (nonFinite.length > 0) throw new NonFiniteWeightsError(`the ${level} checkpoint of optimizer step ${state.optimizerStep}`, nonFinite);
   const described = { format: FORMAT, level, config: JSON.stringify(config), state: JSON.stringify(state) };

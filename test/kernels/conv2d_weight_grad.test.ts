@@ -87,10 +87,32 @@ const dwCases: [Conv2dWeightGradVariant, Conv2dShape][] = [
   ['general', shape(2, 4, 19, 8, 3, [4, 3], 1, 2)],
   ['general', shape(2, 3, 10, 11, 2, 3, 2, 0)],
   ['general', shape(1, 2, 9, 7, 3, 1, 2, 0)],
+  // The register-blocked split-K GEMMs: partial tiles both ways (cOut 70 > 64, K = 17·9 = 153 > 128),
+  // several splits of N·Ho·Wo (3200 pixels), strides, odd kernels, a 1×1.
+  ...(['gemm_rb128', 'gemm_rb64', 'gemm_rb_n32'] as const).flatMap((v) => [
+    [v, shape(1, 1, 7, 9, 1, 3, 1, 1)],
+    [v, shape(2, 3, 11, 13, 5, 5, 2, 2)],
+    [v, shape(1, 17, 12, 12, 70, 3, 1, 1)],
+    [v, shape(2, 5, 40, 40, 7, 3, 1, 1)],
+    [v, shape(2, 4, 19, 8, 3, [4, 3], 1, 2)],
+    [v, shape(2, 6, 37, 21, 10, 2, 2, 0)],
+    [v, shape(3, 19, 33, 35, 1, 1)],
+  ] as [Conv2dWeightGradVariant, Conv2dShape][]),
 ];
 
 describe('conv2d dW on the GPU matches conv2dBackwardWeightRef', () => {
   it.each(dwCases)('%s %o', async (variant, s) => checkDW(variant, s));
+});
+
+describe('conv2d dW split-K GEMM', () => {
+  it('is bitwise repeatable (fixed-order sums of the splits, no atomics)', async () => {
+    const rt = await gpu();
+    const s = shape(2, 5, 40, 40, 7, 3, 1, 1);
+    const { xs, dys } = inputs(s, 3);
+    const a = await runDW(rt, s, xs, dys, 'gemm_rb64');
+    const b = await runDW(rt, s, xs, dys, 'gemm_rb64');
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+  });
 });
 
 describe('conv2d db on the GPU matches conv2dBackwardBiasRef', () => {
@@ -109,7 +131,7 @@ describe('conv2d weight-grad choice', () => {
     expect(chooseConv2dWeightGradVariant(rt, shape(8, 64, 128, 128, 64, 2, 2, 0))).toBe('2x2s2');
     expect(chooseConv2dWeightGradVariant(rt, shape(8, 256, 64, 64, 1, 1))).toBe('1x1');
     expect(chooseConv2dWeightGradVariant(rt, shape(1, 3, 11, 13, 5, 5, 2, 2))).toBe('general');
-    expect(CONV2D_WEIGHT_GRAD_VARIANTS.filter((v) => conv2dWeightGradSupports(v, shape(1, 1, 9, 9, 1, 3, 2, 1)))).toEqual(['general']);
+    expect(CONV2D_WEIGHT_GRAD_VARIANTS.filter((v) => conv2dWeightGradSupports(v, shape(1, 1, 9, 9, 1, 3, 2, 1)))).toEqual(['general', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32']);
     const x = rt.alloc(64);
     expect(() => conv2dBackwardWeight(rt, x, x, shape(1, 1, 4, 4, 1, 3, 1, 0), { variant: '3x3s1p1' })).toThrow(/does not support/);
     rt.release(x);

@@ -72,6 +72,52 @@ describe('runtime', () => {
     rt.release(b);
   });
 
+  it('finds a kernel pipeline and bind group again instead of making them anew', async () => {
+    const rt = await gpu();
+    const x = rt.upload(randomArray(256, 3));
+    const y = rt.alloc(256 * 4);
+    scale(rt, y, x, 256, 2);
+    const before = { ...rt.counters };
+    for (let i = 0; i < 5; i++) scale(rt, y, x, 256, i); // same buffers, other uniforms
+    expect(rt.counters.pipelines).toBe(before.pipelines);
+    expect(rt.counters.bindGroups).toBe(before.bindGroups);
+    // The uniform block travels by dynamic offset: each dispatch still sees its own alpha.
+    expectClose(await rt.readF32(y, 256), scaleRef(randomArray(256, 3), 4), { atol: 0, rtol: 0 });
+    const z = rt.alloc(256 * 4);
+    scale(rt, z, x, 256, 1);
+    expect(rt.counters.bindGroups).toBe(before.bindGroups + 1); // another buffer: another bind group
+    [x, y, z].forEach((b) => rt.release(b));
+  });
+
+  it('reuses staging buffers for uploads and readbacks', async () => {
+    const rt = await gpu();
+    const a = rt.upload(randomArray(300, 4));
+    await rt.readF32(a, 300);
+    await rt.sync();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the upload buffer is mapped again asynchronously
+    const before = rt.stagingCreated();
+    for (let i = 0; i < 4; i++) {
+      rt.write(a, randomArray(300, 10 + i));
+      expectClose(await rt.readF32(a, 300), randomArray(300, 10 + i), { atol: 0, rtol: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const after = rt.stagingCreated();
+    expect(after.readback).toBe(before.readback);
+    expect(after.upload).toBeLessThanOrEqual(before.upload + 1);
+    rt.release(a);
+  });
+
+  it('pool hands out the oldest free buffer, whatever order they were released in', async () => {
+    const rt = await gpu();
+    const [a, b, c] = [rt.alloc(4096 + 16), rt.alloc(4096 + 16), rt.alloc(4096 + 16)];
+    rt.release(c);
+    rt.release(a);
+    rt.release(b);
+    const again = [rt.alloc(4096 + 16), rt.alloc(4096 + 16), rt.alloc(4096 + 16)];
+    expect(again).toEqual([a, b, c]);
+    again.forEach((buffer) => rt.release(buffer));
+  });
+
   it('pool reuses buffers and tracks the high-water mark', async () => {
     const rt = await gpu();
     rt.pool.resetHighWater();

@@ -70,12 +70,14 @@ describe('determinism', () => {
 
   it('a lost device stops the run naming the step and the intact checkpoint; resumed, the weights are the same', async () => {
     const out = join(setup.root, 'device-lost');
+    // Every readback goes through readMany (a step's loss and flags, a whole checkpoint, validation):
+    // the 20th lands inside Level 1's first epoch, after a few checkpoints.
     const loseDeviceAfterReads = (rt: Runtime) => {
-      const read = rt.read.bind(rt);
+      const readMany = rt.readMany.bind(rt);
       let reads = 0;
-      rt.read = (...args) => {
-        if (++reads === 700) rt.device.destroy();
-        return read(...args);
+      rt.readMany = (...args) => {
+        if (++reads === 20) rt.device.destroy();
+        return readMany(...args);
       };
     };
     const lost = freshRun(out, ['--checkpoint-every', '2'], loseDeviceAfterReads);

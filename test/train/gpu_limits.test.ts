@@ -86,11 +86,13 @@ describe('does the batch fit', () => {
   it('out of memory in the middle of a run: a message with advice, the checkpoint intact', async () => {
     const rt = await gpu({ maxMemoryBytes: 1 << 30 });
     const limits = (rt.pool as unknown as { limits: { memoryBytes?: number } }).limits;
-    const read = rt.read.bind(rt);
+    // Every readback goes through readMany (a step's loss and flags, a whole checkpoint, validation):
+    // the 10th comes after a few batches and checkpoints of epoch 1.
+    const readMany = rt.readMany.bind(rt);
     let reads = 0;
-    rt.read = (...args) => {
-      if (++reads === 400) limits.memoryBytes = rt.poolStats().inUseBytes; // the device fills up: nothing new fits
-      return read(...args);
+    rt.readMany = (...args) => {
+      if (++reads === 10) limits.memoryBytes = rt.poolStats().inUseBytes; // the device fills up: nothing new fits
+      return readMany(...args);
     };
     const out = join(setup.root, 'oom-midway');
     const run = trainMicro(setup, rt, out, ['--epochs', '1', '--level2-epochs', '1', '--checkpoint-every', '2']);
