@@ -54,6 +54,19 @@ describe('renderSynthImage', () => {
     expect(Buffer.from(renderSynthImage(2, 64, 42)).equals(Buffer.from(a))).toBe(false);
   });
 
+  it('stain variation: 1 leaves the pixels as they were; 3 spreads the images\' mean colour much more', () => {
+    expect(Buffer.from(renderSynthImage(2, 64, 7, 1)).equals(Buffer.from(renderSynthImage(2, 64, 7)))).toBe(true);
+    const meanRed = (v: number) =>
+      Array.from({ length: 24 }, (_, i) => {
+        const rgb = renderSynthImage(i % 4, 64, 100 + i, v);
+        let s = 0;
+        for (let k = 0; k < rgb.length; k += 3) s += rgb[k] as number;
+        return s / (rgb.length / 3);
+      });
+    const spread = (xs: number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - xs.reduce((b, y) => b + y, 0) / xs.length) ** 2, 0) / xs.length);
+    expect(spread(meanRed(3))).toBeGreaterThan(1.5 * spread(meanRed(1)));
+  });
+
   it('refuses an unknown class or a tiny size', () => {
     expect(() => renderSynthImage(4, 64, 1)).toThrow(/class 4/);
     expect(() => renderSynthImage(0, 8, 1)).toThrow(/size 8/);
