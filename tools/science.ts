@@ -123,7 +123,9 @@ async function colourNormalise(images: DatasetImage[], target: ColourStats, outD
 async function evaluateCopy(rt: Runtime, runDir: string, copyDir: string, dataset: Dataset): Promise<EvaluationReport> {
   mkdirSync(copyDir, { recursive: true });
   for (const f of ['config.json', 'level1.safetensors', 'level2.safetensors']) cpSync(join(runDir, f), join(copyDir, f));
-  return evaluateRun(rt, new RunFolder(copyDir), dataset, 'test', { tta: false, batchSize: 16, warn: (m) => console.warn(`warning: ${m}`), onMismatch: 'resize', log: () => {} });
+  const run = new RunFolder(copyDir);
+  run.create();
+  return evaluateRun(rt, run, dataset, 'test', { tta: false, batchSize: 16, warn: (m) => console.warn(`warning: ${m}`), onMismatch: 'resize', log: () => {} });
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
