@@ -1,6 +1,7 @@
 /**
  * The two-level model's configuration: the JSON schema of `config.json` in a run folder and of the
- * weights' metadata, the `seed` preset (MODEL-SPEC.md exactly) and the small `tiny` preset, and the
+ * weights' metadata, the `seed` preset (MODEL-SPEC.md exactly), the small `tiny` preset and the
+ * `tile` preset for real 224-px tiles, and the
  * sizes both networks derive from it. A config that cannot work is refused with a message naming
  * the field. The layer lists the sizes feed are in architecture.ts.
  */
@@ -38,7 +39,21 @@ export const TINY_CONFIG: ModelConfig = {
   level2: { patchStride: 64, widths: [16, 16], downsample: [true, false], hidden: [32, 32, 16], dropout: 0.5 },
 };
 
-export const PRESETS: Readonly<Record<string, ModelConfig>> = { seed: SEED_CONFIG, tiny: TINY_CONFIG };
+/**
+ * Real tiles of 224–512 px (LC25000-like) on a CPU WebGPU adapter within 25 minutes: trains at the
+ * tiles' own 224² (no resize), 64² patches at stride 64 (9 per image, each pixel once: a Level-1
+ * epoch of the 771-image dev set is 434 batches of 16), deeper blocks twice as wide as tiny's
+ * (they run at 16² and 8², so width there is cheap). Level 2 sees the same 3×3 grid.
+ */
+export const TILE_CONFIG: ModelConfig = {
+  classes: ['NORM', 'SCLC', 'SC', 'ADC'],
+  imageSize: 224,
+  patch: { size: 64, stride: 64 },
+  level1: { widths: [8, 16, 16, 32, 32], downsample: [true, true, true, false, false] },
+  level2: { patchStride: 64, widths: [16, 16], downsample: [true, false], hidden: [32, 32, 16], dropout: 0.5 },
+};
+
+export const PRESETS: Readonly<Record<string, ModelConfig>> = { seed: SEED_CONFIG, tiny: TINY_CONFIG, tile: TILE_CONFIG };
 
 /** Patches per row (= per column) of a square image: floor((image − patch) / stride) + 1. */
 export function patchesPerRow(imageSize: number, patchSize: number, stride: number): number {

@@ -135,6 +135,8 @@ export class Conv2d extends Module {
 export class BatchNorm2d extends Module {
   readonly state_: BatchNormState;
   numBatchesTracked = 0;
+  /** Shape of the last input seen (statistics recalibration needs N·H·W per batch). */
+  lastInputShape: readonly number[] | null = null;
 
   constructor(rt: Runtime, readonly prefix: string, channels: number, eps = 1e-5, momentum = 0.1) {
     super();
@@ -170,6 +172,7 @@ export class BatchNorm2d extends Module {
   }
 
   forward(x: Tensor, ctx: ForwardContext): Tensor {
+    this.lastInputShape = x.shape;
     if (this.training) this.numBatchesTracked++;
     return batchNorm2d(x, this.state_, this.training, ctx.tape, this.prefix);
   }

@@ -2,8 +2,10 @@
  * Level 1: the patch network trained on every patch of every training image (patch.size at
  * patch.stride), label = the image's label, with the original's augmentation. Adam, NLL, optional
  * StepLR, a log line every `logInterval` batches, validation and an atomic checkpoint after every
- * epoch (and every `checkpointEvery` batches inside one). Resumes from the newest valid checkpoint,
- * inside an epoch too: the batch order, augmentation and dropout seeds are pure functions of
+ * epoch (and every `checkpointEvery` batches inside one). Batches are drawn near-iid from a pool
+ * of resident images (patch_plan.ts); after each epoch, before validation and the checkpoint, the
+ * BatchNorm statistics are recomputed exactly (bn_recalibrate.ts). Resumes from the newest valid
+ * checkpoint, inside an epoch too: the batch order, augmentation and dropout seeds are pure functions of
  * (seed, epoch, step), so the loader skips the batches already trained and a resumed run ends
  * with the same weights. Before training, one step checks that the batch fits on the GPU (memory.ts).
  */
@@ -22,6 +24,8 @@ import { describeNonFinite, skipLimit, type NonFinitePolicy } from './guard.ts';
 import { checkBatchFits, imageBytes, outOfMemoryAdvice, type StepMemory } from './memory.ts';
 import { PatchBatches } from './loader.ts';
 import { stopSignal } from './stop_signal.ts';
+import { DEFAULT_POOL_BYTES, poolImagesFor } from './patch_plan.ts';
+import { recalibrateBatchNorm } from './bn_recalibrate.ts';
 import { EpochProgress } from './progress.ts';
 import type { RunFolder } from './run_folder.ts';
 import { predictBatch, scoreLogp, type StepResult } from './step.ts';
@@ -46,6 +50,25 @@ export interface LevelOptions {
   maxSkips: number | null;
   /** Called before each Level-1 epoch: throws naming the images that changed on disk (data_manifest.ts). */
   checkData?: (where: string) => void;
+  /**
+   * Level 1: after each epoch, recompute every BatchNorm's running statistics from this many
+   * training patches (bn_recalibrate.ts); 0 or absent keeps the momentum averages.
+   */
+  bnRecalibrate?: number;
+  /**
+   * Level 1: images in the near-iid sampling pool (patch_plan.ts); 0 keeps the original's windows
+   * of 8 images; absent: as many as DEFAULT_POOL_BYTES of RGB8 images hold.
+   */
+  poolImages?: number;
+  /** Level 1: HED stain augmentation strength σ (kernels/augment_hed.ts); 0 or absent: none. */
+  hedStrength?: number;
+  /** Level 1: the original's colour/contrast/brightness augmentation (default true). */
+  colourAugment?: boolean;
+}
+
+/** The pool size Level 1 trains with: `o.poolImages`, else what the default memory budget holds. */
+export function level1PoolImages(o: Pick<LevelOptions, 'poolImages'>, config: ModelConfig): number {
+  return o.poolImages ?? poolImagesFor(DEFAULT_POOL_BYTES, config.imageSize);
 }
 
 export interface EpochSummary {
@@ -124,7 +147,7 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
       o.checkData?.(`level 1 epoch ${epoch + 1}`);
       model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
       model.train();
-      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first });
+      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first, poolImages: level1PoolImages(o, config), hedStrength: o.hedStrength ?? 0, colourAugment: o.colourAugment ?? true });
       const progress = new EpochProgress(`level 1 epoch ${epoch + 1}/${o.epochs}`, batches.batchesPerEpoch, 'patches', o.quiet);
       const limit = skipLimit(batches.batchesPerEpoch, o.maxSkips);
       const tally = first > 0 ? EpochTally.restore(limit, savedTally) : new EpochTally(limit);
@@ -155,6 +178,14 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
         }
       }
       progress.stop();
+      if (o.bnRecalibrate) {
+        where = `level 1 epoch ${epoch + 1} BatchNorm recalibration`;
+        // Forward only, so batches 4× the training batch fit; larger batches mean less batch noise in
+        // the training-mode normalisation the deeper layers' statistics are taken behind.
+        const used = await recalibrateBatchNorm(rt, net, train, config, { patches: o.bnRecalibrate, batchSize: 4 * o.batchSize, seed: o.seed, epoch, warn: o.warn, onMismatch: o.onMismatch });
+        if (rts.length > 1) await model.broadcast();
+        if (!o.quiet) console.log(`level 1 epoch ${epoch + 1}: BatchNorm statistics recomputed from ${used} training patches`);
+      }
       where = `level 1 epoch ${epoch + 1} validation`;
       const v = await evaluatePatches(rt, net, val, config, o);
       const { total } = tally;

@@ -3,24 +3,27 @@
  * promises in flight), uploaded once as RGB8 bytes, and cut into patches on the GPU
  * (kernels/crop_patches.ts) — no patch is ever built on the CPU.
  *
- * - `PatchBatches` (Level 1 training and validation): per epoch, the image order is shuffled from
- *   (seed, epoch); images are taken `groupImages` at a time (a window), every Level-1 patch of the
- *   window (patch.size at patch.stride) is listed, the list is shuffled, and each patch gets its own
- *   dihedral variant and colour factors when augmenting (as the original's PatchLevelData, which
- *   augments per patch). Batches are cut from the stream of windows, so a batch may span two
- *   windows; an image's GPU buffer is released once its last patch is cut. The whole sequence is a
- *   pure function of (images, config, options): a run resumed at epoch e sees the same batches.
+ * - `PatchBatches` (Level 1 training and validation): the epoch's patch order is a plan computed
+ *   up front from (seed, epoch) (patch_plan.ts: the original's windows of `groupImages` images, or
+ *   near-iid draws from a pool of `poolImages` resident images), each patch with its own dihedral
+ *   variant and colour factors when augmenting (as the original's PatchLevelData, which augments
+ *   per patch). The executor uploads an image before the batch of its first patch and releases it
+ *   after the batch of its last, decoding ahead in that order. The whole sequence is a pure
+ *   function of (images, config, options): a run resumed at epoch e, batch b sees the same batches,
+ *   and images with no patch left are not decoded.
  * - `imagePatches` (Level 2 and evaluation): each image's patches at a stride, in raster order,
  *   optionally of the whole image turned by a dihedral variant (test-time augmentation).
  */
 import { cropPatches, patchGrid, type PatchSpec } from '../kernels/crop_patches.ts';
 import type { Runtime } from '../kernels/runtime.ts';
 import type { ModelConfig } from '../nn/config.ts';
-import { Rng } from '../nn/random.ts';
 import { Tensor } from '../nn/tensor.ts';
-import { augmentColour, drawAugmentation, type Augmentation } from './augment.ts';
+import { augmentColour, augmentHed } from './augment.ts';
 import type { DatasetImage } from './dataset.ts';
 import { decodeImage, type DecodedImage, type MismatchPolicy } from './decode.ts';
+import { poolPlan, windowPlan, type PatchPlan } from './patch_plan.ts';
+
+export { mixSeed } from './patch_plan.ts';
 
 export interface DecodeSettings {
   /** Images of another size than config.imageSize: resized with a warning (default) or refused. */
@@ -37,9 +40,18 @@ export interface PatchBatchOptions extends DecodeSettings {
   augment: boolean;
   /** Shuffle the image order and the patches of each window (default true); false gives images in order, patches in raster order. */
   shuffle?: boolean;
-  /** Images whose patches are mixed together (default 8). */
+  /** Window order (poolImages 0): images whose patches are mixed together (default 8). */
   groupImages?: number;
-  /** Images decoded ahead of the one being uploaded (default groupImages). */
+  /**
+   * Near-iid order (patch_plan.ts poolPlan): images resident in the pool that patches are drawn
+   * from uniformly; 0 (default) keeps the original's windows of `groupImages`.
+   */
+  poolImages?: number;
+  /** When augmenting: HED stain augmentation strength σ (kernels/augment_hed.ts), 0 (default): none. */
+  hedStrength?: number;
+  /** When augmenting: the original's colour/contrast/brightness factors (default true). */
+  colourAugment?: boolean;
+  /** Images decoded ahead of the one being uploaded (default groupImages, 8 for a pool). */
   prefetch?: number;
   /**
    * Batches of the epoch to leave out at its start (resuming inside an epoch, default 0): the
@@ -62,6 +74,8 @@ export interface PatchBatch {
   /** When augmenting: each patch's dihedral variant and its [colour, contrast, brightness] factors. */
   variant?: Uint8Array;
   factors?: Float32Array;
+  /** When HED-augmenting: each patch's [αH, αE, αD, βH, βE, βD]. */
+  hed?: Float32Array;
 }
 
 /** Memory held by a loader, for tests and logs; peaks since construction. */
@@ -80,18 +94,6 @@ export interface LoaderStats {
 
 function newStats(): LoaderStats {
   return { imagesDecoded: 0, decodesInFlight: 0, peakDecodesInFlight: 0, decodedBytes: 0, peakDecodedBytes: 0, residentImageBytes: 0, peakResidentImageBytes: 0 };
-}
-
-/** One u32 from several (murmur3's finaliser after each part). */
-export function mixSeed(...parts: number[]): number {
-  let h = 0x243f6a88;
-  for (const part of parts) {
-    h = Math.imul(h ^ (part >>> 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
 }
 
 function positiveInteger(what: string, value: number): void {
@@ -143,20 +145,6 @@ function decoderFor(config: ModelConfig, o: DecodeSettings): (path: string) => P
   return (path) => decodeImage(path, { imageSize: config.imageSize, onMismatch: o.onMismatch ?? 'resize', warn: o.warn, maxPixels: o.maxPixels, patchSize: config.patch.size });
 }
 
-interface ResidentImage {
-  buffer: GPUBuffer;
-  /** Patches not cut yet; the buffer is released at 0. */
-  remaining: number;
-}
-
-interface PatchRef {
-  image: ResidentImage;
-  imageIndex: number;
-  patchIndex: number;
-  label: number;
-  augmentation: Augmentation | null;
-}
-
 /** Level-1 patch batches of `images` for one epoch; iterate once with `for await`. */
 export class PatchBatches implements AsyncIterable<PatchBatch> {
   readonly patchesPerImage: number;
@@ -164,6 +152,7 @@ export class PatchBatches implements AsyncIterable<PatchBatch> {
   readonly stats: LoaderStats = newStats();
   private readonly patch: PatchSpec;
   private readonly groupImages: number;
+  private readonly poolImages: number;
   private readonly prefetch: number;
 
   constructor(
@@ -175,7 +164,9 @@ export class PatchBatches implements AsyncIterable<PatchBatch> {
     positiveInteger('batchSize', options.batchSize);
     this.groupImages = options.groupImages ?? 8;
     positiveInteger('groupImages', this.groupImages);
-    this.prefetch = options.prefetch ?? this.groupImages;
+    this.poolImages = options.poolImages ?? 0;
+    if (!Number.isInteger(this.poolImages) || this.poolImages < 0) throw new RangeError(`loader: poolImages must be a non-negative integer, got ${this.poolImages}`);
+    this.prefetch = options.prefetch ?? (this.poolImages > 0 ? 8 : this.groupImages);
     if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new RangeError(`loader: prefetch must be a non-negative integer, got ${this.prefetch}`);
     const startBatch = options.startBatch ?? 0;
     if (!Number.isInteger(startBatch) || startBatch < 0) throw new RangeError(`loader: startBatch must be a non-negative integer, got ${startBatch}`);
@@ -184,117 +175,118 @@ export class PatchBatches implements AsyncIterable<PatchBatch> {
     this.batchesPerEpoch = Math.ceil((images.length * this.patchesPerImage) / options.batchSize);
   }
 
+  /** The epoch's patch order (a pure function of seed, epoch, image count and the options). */
+  plan(): PatchPlan {
+    const { seed, epoch, augment, shuffle = true, hedStrength = 0 } = this.options;
+    const o = { seed, epoch, augment, shuffle, hedStrength };
+    const n = this.images.length;
+    return this.poolImages > 0 ? poolPlan(n, this.patchesPerImage, this.poolImages, o) : windowPlan(n, this.patchesPerImage, this.groupImages, o);
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<PatchBatch> {
-    const { seed, epoch, batchSize, shuffle = true, startBatch = 0 } = this.options;
-    const order = Array.from(this.images, (_, i) => i);
-    if (shuffle) new Rng(mixSeed(seed, epoch, 1)).shuffle(order);
-    // Whole windows before the first batch wanted are never loaded; the rest of the skip is cut below.
-    let skip = startBatch * batchSize;
-    const skippedWindows = Math.min(Math.floor(skip / (this.groupImages * this.patchesPerImage)), Math.floor(order.length / this.groupImages));
-    skip -= skippedWindows * this.groupImages * this.patchesPerImage;
-    let loaded = skippedWindows * this.groupImages;
-    const decoder = new DecodeAhead(order.slice(loaded).map((i) => (this.images[i] as DatasetImage).path), decoderFor(this.config, this.options), this.prefetch, this.stats);
-    const resident = new Set<ResidentImage>();
-    let queue: PatchRef[] = [];
-    let head = 0;
+    const { batchSize, startBatch = 0 } = this.options;
+    const plan = this.plan();
+    const total = plan.image.length;
+    const start = Math.min(total, startBatch * batchSize);
+    // Images with a patch at or after `start`, in order of first use; the others are never decoded.
+    const firstUse = new Int32Array(this.images.length).fill(-1);
+    const lastUse = new Int32Array(this.images.length).fill(-1);
+    const loadOrder: number[] = [];
+    for (let t = start; t < total; t++) {
+      const image = plan.image[t] as number;
+      if (firstUse[image] === -1) {
+        firstUse[image] = t;
+        loadOrder.push(image);
+      }
+      lastUse[image] = t;
+    }
+    const decoder = new DecodeAhead(loadOrder.map((i) => (this.images[i] as DatasetImage).path), decoderFor(this.config, this.options), this.prefetch, this.stats);
+    const resident = new Map<number, GPUBuffer>();
+    let loaded = 0;
     try {
-      for (let window = skippedWindows; ; ) {
-        while (queue.length - head < batchSize + skip && loaded < order.length) {
-          queue = queue.slice(head);
-          head = 0;
-          const count = Math.min(this.groupImages, order.length - loaded);
-          queue.push(...(await this.loadWindow(order.slice(loaded, loaded + count), window++, decoder, resident)));
-          loaded += count;
+      for (let at = start; at < total; at += batchSize) {
+        const end = Math.min(total, at + batchSize);
+        if (loaded < loadOrder.length && (firstUse[loadOrder[loaded] as number] as number) < end) {
+          while (loaded < loadOrder.length && (firstUse[loadOrder[loaded] as number] as number) < end) {
+            const imageIndex = loadOrder[loaded++] as number;
+            const decoded = await decoder.next();
+            const buffer = this.rt.upload(decoded.rgb, `image ${(this.images[imageIndex] as DatasetImage).path}`);
+            resident.set(imageIndex, buffer);
+            this.stats.residentImageBytes += buffer.size;
+            this.stats.peakResidentImageBytes = Math.max(this.stats.peakResidentImageBytes, this.stats.residentImageBytes);
+          }
+          this.rt.flush(); // submits the uploads so their staging memory is freed early
         }
-        if (skip > 0) {
-          const dropped = queue.slice(head, head + skip);
-          head += dropped.length;
-          skip = 0;
-          for (const ref of dropped) if (--ref.image.remaining === 0) this.releaseImage(ref.image, resident);
-        }
-        if (head >= queue.length) break;
-        const take = queue.slice(head, head + batchSize);
-        head += take.length;
-        yield this.buildBatch(take, resident);
+        yield this.buildBatch(plan, at, end, resident, lastUse);
       }
     } finally {
-      for (const image of resident) this.releaseImage(image, resident);
+      for (const image of [...resident.keys()]) this.releaseImage(image, resident);
     }
   }
 
-  private async loadWindow(indices: number[], window: number, decoder: DecodeAhead, resident: Set<ResidentImage>): Promise<PatchRef[]> {
-    const { seed, epoch, augment, shuffle = true } = this.options;
-    const refs: PatchRef[] = [];
-    for (const imageIndex of indices) {
-      const image = this.images[imageIndex] as DatasetImage;
-      const decoded = await decoder.next();
-      const buffer = this.rt.upload(decoded.rgb, `image ${image.path}`);
-      const entry: ResidentImage = { buffer, remaining: this.patchesPerImage };
-      resident.add(entry);
-      this.stats.residentImageBytes += buffer.size;
-      this.stats.peakResidentImageBytes = Math.max(this.stats.peakResidentImageBytes, this.stats.residentImageBytes);
-      for (let k = 0; k < this.patchesPerImage; k++) refs.push({ image: entry, imageIndex, patchIndex: k, label: image.label, augmentation: null });
-    }
-    this.rt.flush(); // submits the uploads so their staging memory is freed early
-    const rng = new Rng(mixSeed(seed, epoch, 2, window));
-    if (shuffle) rng.shuffle(refs);
-    if (augment) for (const ref of refs) ref.augmentation = drawAugmentation(rng);
-    return refs;
-  }
-
-  private buildBatch(refs: PatchRef[], resident: Set<ResidentImage>): PatchBatch {
+  /** Cuts plan positions [from, to) into one batch; releases images whose last patch this was. */
+  private buildBatch(plan: PatchPlan, from: number, to: number, resident: Map<number, GPUBuffer>, lastUse: Int32Array): PatchBatch {
     const { rt, config } = this;
-    const n = refs.length;
+    const n = to - from;
     const p = config.patch.size;
     const patchBytes = 12 * p * p;
     const img = { width: config.imageSize, height: config.imageSize };
+    const variantAt = (t: number) => plan.variant?.[t] ?? 0;
     let x: GPUBuffer | null = null;
     for (let i = 0; i < n; ) {
       // A run of consecutive patches of one image with one variant is cut by one dispatch.
-      const ref = refs[i] as PatchRef;
-      const variant = ref.augmentation?.variant ?? 0;
+      const t = from + i;
+      const image = plan.image[t] as number;
+      const first = plan.patch[t] as number;
+      const variant = variantAt(t);
       let run = 1;
-      while (i + run < n) {
-        const r = refs[i + run] as PatchRef;
-        if (r.image !== ref.image || r.patchIndex !== ref.patchIndex + run || (r.augmentation?.variant ?? 0) !== variant) break;
-        run++;
-      }
-      const cut = cropPatches(rt, ref.image.buffer, img, this.patch, { variant, first: ref.patchIndex, count: run });
+      while (i + run < n && plan.image[t + run] === image && plan.patch[t + run] === first + run && variantAt(t + run) === variant) run++;
+      const cut = cropPatches(rt, resident.get(image) as GPUBuffer, img, this.patch, { variant, first, count: run });
       if (run === n) x = cut;
       else {
         x ??= rt.alloc(n * patchBytes, `patch batch [${n}, 3, ${p}, ${p}]`);
         rt.copy(cut, x, run * patchBytes, 0, i * patchBytes);
         rt.release(cut);
       }
-      for (let j = 0; j < run; j++) {
-        const image = (refs[i + j] as PatchRef).image;
-        if (--image.remaining === 0) this.releaseImage(image, resident);
-      }
+      for (let j = 0; j < run; j++) if (lastUse[plan.image[t + j] as number] === t + j) this.releaseImage(plan.image[t + j] as number, resident);
       i += run;
     }
+    const imageIndex = plan.image.slice(from, to);
     const batch: PatchBatch = {
       x: null as unknown as Tensor,
       labels: null as unknown as GPUBuffer,
-      labelsCpu: Uint32Array.from(refs, (r) => r.label),
-      imageIndex: Int32Array.from(refs, (r) => r.imageIndex),
-      patchIndex: Int32Array.from(refs, (r) => r.patchIndex),
+      labelsCpu: Uint32Array.from(imageIndex, (i) => (this.images[i] as DatasetImage).label),
+      imageIndex,
+      patchIndex: plan.patch.slice(from, to),
     };
     let pixels = x as GPUBuffer;
     if (this.options.augment) {
-      batch.variant = Uint8Array.from(refs, (r) => r.augmentation?.variant ?? 0);
-      batch.factors = Float32Array.from(refs.flatMap((r) => [r.augmentation?.colour ?? 1, r.augmentation?.contrast ?? 1, r.augmentation?.brightness ?? 1]));
-      pixels = augmentColour(rt, pixels, n, p, batch.factors);
-      rt.release(x as GPUBuffer);
+      batch.variant = (plan.variant as Uint8Array).slice(from, to);
+      batch.factors = (plan.factors as Float32Array).slice(3 * from, 3 * to);
+      // Stain first (a property of the slide), then the original's colour factors.
+      if (plan.hed) {
+        batch.hed = plan.hed.slice(6 * from, 6 * to);
+        const stained = augmentHed(rt, pixels, n, p, batch.hed);
+        rt.release(pixels);
+        pixels = stained;
+      }
+      if (this.options.colourAugment ?? true) {
+        const coloured = augmentColour(rt, pixels, n, p, batch.factors);
+        rt.release(pixels);
+        pixels = coloured;
+      }
     }
     batch.x = new Tensor(rt, pixels, [n, 3, p, p], 'patch batch');
     batch.labels = rt.upload(batch.labelsCpu, 'patch labels');
     return batch;
   }
 
-  private releaseImage(image: ResidentImage, resident: Set<ResidentImage>): void {
-    if (!resident.delete(image)) return;
-    this.stats.residentImageBytes -= image.buffer.size;
-    this.rt.release(image.buffer);
+  private releaseImage(image: number, resident: Map<number, GPUBuffer>): void {
+    const buffer = resident.get(image);
+    if (!buffer) return;
+    resident.delete(image);
+    this.stats.residentImageBytes -= buffer.size;
+    this.rt.release(buffer);
   }
 }
 

@@ -32,6 +32,13 @@ export interface SynthOptions {
   size: number;
   seed: number;
   layout: 'split' | 'flat';
+  /**
+   * Per-image stain variation: 1 (default) is the generator's mild, class-independent variation;
+   * above 1 each image's haematoxylin and eosin strengths are also scaled by log-normal factors
+   * after the mean-colour pull (sd 0.3·(v − 1) shared, 0.4·(v − 1) per stain), from their own
+   * stream, so images differ strongly in stain as real slides do. The pixels at 1 are unchanged.
+   */
+  stainVariation?: number;
 }
 
 export type SynthSplit = 'train' | 'val' | 'test';
@@ -58,7 +65,7 @@ export function synthImageSeed(seed: number, cls: number, index: number): number
  * Renders one image of class `cls` (index into SYNTH_CLASSES): RGB8 interleaved, `size`·`size`·3.
  * The stain and imaging conditions come from a stream that does not depend on the class.
  */
-export function renderSynthImage(cls: number, size: number, seed: number): Uint8Array {
+export function renderSynthImage(cls: number, size: number, seed: number, stainVariation = 1): Uint8Array {
   const name = SYNTH_CLASSES[cls];
   if (name === undefined) throw new Error(`renderSynthImage: class ${cls} is not one of 0..${SYNTH_CLASSES.length - 1}`);
   if (!Number.isInteger(size) || size < 16) throw new Error(`renderSynthImage: size ${size} must be an integer ≥ 16`);
@@ -69,7 +76,17 @@ export function renderSynthImage(cls: number, size: number, seed: number): Uint8
   PAINTER_OF[name](canvas, new Rng(mixSeed(seed, 0x7155e, cls)), u);
   clearWhiteSpace(canvas, slide, stain.whiteFraction, u);
   normaliseMeanColour(canvas, stain);
+  if (stainVariation !== 1) varyStain(canvas, new Rng(mixSeed(seed, 0x57a1)), stainVariation - 1);
   return stainToRgb(canvas, stain, slide, u);
+}
+
+/** Scales the haematoxylin and eosin maps by log-normal factors (sd 0.3·extra shared, 0.4·extra each). */
+function varyStain(canvas: Canvas, rng: Rng, extra: number): void {
+  const shared = 0.3 * extra * rng.normal();
+  const sh = Math.exp(shared + 0.4 * extra * rng.normal());
+  const se = Math.exp(shared + 0.4 * extra * rng.normal());
+  canvas.h.forEach((v, i) => (canvas.h[i] = v * sh));
+  canvas.e.forEach((v, i) => (canvas.e[i] = v * se));
 }
 
 /**
@@ -111,6 +128,8 @@ function checkOptions(opts: SynthOptions): void {
   if (!Number.isInteger(opts.size) || opts.size < 16) bad(`--size ${opts.size} must be an integer ≥ 16`);
   if (!Number.isSafeInteger(opts.seed) || opts.seed < 0) bad(`--seed ${opts.seed} must be a non-negative integer`);
   if (opts.layout !== 'split' && opts.layout !== 'flat') bad(`--layout ${String(opts.layout)} must be split or flat`);
+  const v = opts.stainVariation ?? 1;
+  if (!(Number.isFinite(v) && v >= 1 && v <= 10)) bad(`--stain-variation ${v} must be a number in [1, 10]`);
 }
 
 /**
@@ -124,7 +143,7 @@ export async function generateSynthDataset(
   onProgress?: (done: number, total: number) => void,
 ): Promise<{ files: number }> {
   checkOptions(opts);
-  const { out, perClass, size, seed, layout } = opts;
+  const { out, perClass, size, seed, layout, stainVariation = 1 } = opts;
   const total = perClass * SYNTH_CLASSES.length;
   const dirs = new Set<string>();
   for (let cls = 0; cls < SYNTH_CLASSES.length; cls++) {
@@ -136,7 +155,7 @@ export async function generateSynthDataset(
   try {
     for (let cls = 0; cls < SYNTH_CLASSES.length; cls++) {
       for (let index = 0; index < perClass; index++) {
-        const rgb = renderSynthImage(cls, size, synthImageSeed(seed, cls, index));
+        const rgb = renderSynthImage(cls, size, synthImageSeed(seed, cls, index), stainVariation);
         const path = join(out, synthImagePath(cls, index, perClass, layout));
         const job: Promise<void> = encodeSynthPng(rgb, size)
           .then((png) => writeFile(path, png))
@@ -156,7 +175,7 @@ export async function generateSynthDataset(
   const manifest = {
     generator: 'lungpath-synth',
     version: SYNTH_VERSION,
-    options: { perClass, size, seed, layout },
+    options: { perClass, size, seed, layout, ...(stainVariation !== 1 ? { stainVariation } : {}) },
     classes: SYNTH_CLASSES,
     splits: layout === 'split' ? synthSplitCounts(perClass) : null,
   };

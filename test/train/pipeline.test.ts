@@ -84,7 +84,7 @@ describe('the two-level pipeline', () => {
   it('refuses unknown flags and bad values with a message', () => {
     expect(() => parseTrainArgs(['--epoch', '2'])).toThrow(/Unknown option '--epoch'/);
     expect(() => parseTrainArgs(['--lr', 'fast'])).toThrow(/--lr: bad value 'fast'/);
-    expect(() => parseTrainArgs(['--preset', 'huge'])).toThrow(/--preset must be seed, tiny or a .json config file/);
+    expect(() => parseTrainArgs(['--preset', 'huge'])).toThrow(/--preset must be seed, tiny, tile or a .json config file/);
   });
 
   it('a resumed run ends with the same weights as an uninterrupted one', async () => {

@@ -1,9 +1,9 @@
 /**
- * `lungpath synth --out DIR [--per-class N] [--size PX] [--seed S] [--layout split|flat]`
+ * `lungpath synth --out DIR [--per-class N] [--size PX] [--seed S] [--layout split|flat] [--stain-variation V]`
  */
 import { resolve } from 'node:path';
 import { generateSynthDataset } from '../synth.ts';
-import { choiceFlag, intFlag, parse, UsageError } from './args.ts';
+import { choiceFlag, floatFlag, intFlag, parse, UsageError } from './args.ts';
 
 const HELP = `Usage: lungpath synth --out DIR [options]
 
@@ -16,10 +16,12 @@ Options:
   --size PX            image side in pixels (default 256)
   --seed S             seed (default 0)
   --layout split|flat  DIR/{train,val,test}/<CLASS>/ (default) or DIR/<CLASS>/
+  --stain-variation V  per-image stain variation, 1 (default: mild) to 10; 3 makes images differ in
+                       stain as strongly as real slides do (tests BatchNorm statistics)
   -h, --help           this help`;
 
 export async function runSynth(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { out: { type: 'string' }, 'per-class': { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, layout: { type: 'string' } });
+  const { values } = parse(argv, { out: { type: 'string' }, 'per-class': { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, layout: { type: 'string' }, 'stain-variation': { type: 'string' } });
   if (values.help) {
     console.log(HELP);
     return 0;
@@ -31,6 +33,7 @@ export async function runSynth(argv: string[]): Promise<number> {
     size: intFlag(values.size, 'size', 256, 16),
     seed: intFlag(values.seed, 'seed', 0, 0),
     layout: choiceFlag(values.layout, 'layout', ['split', 'flat'] as const, 'split'),
+    stainVariation: floatFlag(values['stain-variation'], 'stain-variation', 1, (v) => v >= 1 && v <= 10),
   };
   const started = Date.now();
   const { files } = await generateSynthDataset(options, (done, total) => {

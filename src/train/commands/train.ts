@@ -26,6 +26,12 @@ import { ensureDefaultDataset, DEFAULT_SYNTH } from './default_data.ts';
 import { choiceFlag, floatFlag, intFlag, parse, UsageError } from './args.ts';
 import { RELIABILITY_FLAGS, RELIABILITY_HELP, reliabilityOptions } from './reliability_flags.ts';
 
+/** Patches the BatchNorm statistics are recomputed from after each Level-1 epoch (--bn-recalibrate). */
+export const DEFAULT_BN_RECALIBRATE = 2048;
+
+/** Epochs of the `tile` preset: what fits 25 minutes on a 2-core CPU adapter with the LC25000 dev set. */
+export const TILE_EPOCHS = { level1: 2, level2: 30 } as const;
+
 export const TRAIN_HELP = `Usage: lungpath train [options]
 
 Trains the two-level network: Level 1 (patch network) on every patch of the training images,
@@ -35,13 +41,21 @@ Options:
   --data DIR            dataset: DIR/{train,val,test}/<CLASS>/* or DIR/<CLASS>/* (split from the seed).
                         Default: the built-in synthetic dataset (${DEFAULT_SYNTH.perClass} images per class, ${DEFAULT_SYNTH.size}², generated once)
   --out RUN             run folder (default runs/<preset>)
-  --preset NAME|FILE    tiny | seed | a config JSON file (default tiny)
-  --epochs N            Level-1 epochs (default: 4 for tiny, 20 for seed)
-  --level2-epochs N     Level-2 epochs (default: 60 for tiny, 20 for seed)
+  --preset NAME|FILE    tiny | tile (real 224-px tiles) | seed | a config JSON file (default tiny)
+  --epochs N            Level-1 epochs (default: 4 for tiny, ${TILE_EPOCHS.level1} for tile, 20 for seed)
+  --level2-epochs N     Level-2 epochs (default: 60 for tiny, ${TILE_EPOCHS.level2} for tile, 20 for seed)
   --batch-size N        batch size of both levels (default 16)
   --lr X                Adam learning rate (default 0.001)
   --step-lr N[:GAMMA]   StepLR every N epochs (default gamma 0.1; off by default)
   --seed S              seed of weights, shuffling, augmentation and dropout (default 0)
+  --pool-images N       Level-1 batches draw their patches near-iid from a pool of N resident images
+                        (default: as many as 1 GiB of RGB8 holds: 5461 of 256², 54 of 2560²);
+                        0 keeps the original's windows of 8 images
+  --bn-recalibrate N    after each Level-1 epoch, recompute the BatchNorm statistics from N training
+                        patches (forward only, equal weights; default ${DEFAULT_BN_RECALIBRATE}); 0 keeps the momentum averages
+  --stain-augment S     HED stain augmentation of Level-1 patches (Tellez et al. 2019): per patch and
+                        stain, scale in [1−S, 1+S] and shift in [−S, S] (default 0: off)
+  --colour-augment on|off  the original's colour/contrast/brightness factors in [1, 2) (default on)
   --devices N           GPU devices to split each batch across (default 1)
   --kernels MODE        kernel versions per op and shape: autotune (time every version on this adapter
                         for each shape the run uses, once; cached in ~/.cache/lungpath), heuristic (the
@@ -95,6 +109,10 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     lr: { type: 'string' },
     'step-lr': { type: 'string' },
     seed: { type: 'string' },
+    'pool-images': { type: 'string' },
+    'bn-recalibrate': { type: 'string' },
+    'stain-augment': { type: 'string' },
+    'colour-augment': { type: 'string' },
     devices: { type: 'string' },
     kernels: { type: 'string' },
     resume: { type: 'boolean' },
@@ -111,6 +129,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
   const presetName = typeof values.preset === 'string' ? values.preset : 'tiny';
   const config = loadPreset(presetName);
   const isSeed = presetName === 'seed';
+  const isTile = presetName === 'tile';
   let stepLr: LevelOptions['stepLr'] = null;
   if (typeof values['step-lr'] === 'string') {
     const [step, gamma] = values['step-lr'].split(':');
@@ -134,8 +153,15 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     data: typeof values.data === 'string' ? resolve(values.data) : null,
     out: resolve(typeof values.out === 'string' ? values.out : join('runs', presetName.replace(/\.json$/, '').replace(/[^\w.-]/g, '_'))),
     config,
-    level1: { ...common, epochs: intFlag(values.epochs, 'epochs', isSeed ? 20 : 4) },
-    level2: { ...common, epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : 60) },
+    level1: {
+      ...common,
+      epochs: intFlag(values.epochs, 'epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level1 : 4),
+      bnRecalibrate: intFlag(values['bn-recalibrate'], 'bn-recalibrate', DEFAULT_BN_RECALIBRATE, 0),
+      hedStrength: floatFlag(values['stain-augment'], 'stain-augment', 0, (v) => v >= 0 && v < 1),
+      colourAugment: choiceFlag(values['colour-augment'], 'colour-augment', ['on', 'off'] as const, 'on') === 'on',
+      ...(values['pool-images'] !== undefined ? { poolImages: intFlag(values['pool-images'], 'pool-images', 0, 0) } : {}),
+    },
+    level2: { ...common, epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level2 : 60) },
     devices: intFlag(values.devices, 'devices', 1),
     skipBad: Boolean(values['skip-bad']),
     gpuMemoryBytes,
@@ -144,12 +170,31 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
 }
 
 /** Reads and validates the dataset; stops with every problem listed unless skipBad. */
-export async function loadDataset(dir: string, config: ModelConfig, seed: number, skipBad: boolean, log: (m: string) => void): Promise<Dataset> {
+export async function loadDataset(dir: string, config: ModelConfig, seed: number, skipBad: boolean, log: (m: string) => void, warn?: (m: string) => void): Promise<Dataset> {
   const dataset = readDataset(dir, { seed });
   const checked = await validateDataset(dataset, config, { skipBad });
   if (checked.bad.length > 0 && !skipBad) throw new Error(`the dataset has problems; fix them or pass --skip-bad:\n${formatProblems(checked.bad)}`);
   if (checked.skipped > 0) log(`skipped ${checked.skipped} bad files:\n${formatProblems(checked.bad)}`);
+  if (warn && checked.warnings.length > 0) warn(resizeSummary(checked.warnings, config.imageSize));
   return checked.dataset;
+}
+
+/** One line for all images of another size than the model's (validateDataset's warnings). */
+export function resizeSummary(warnings: readonly string[], imageSize: number): string {
+  const sizes = new Map<string, number>();
+  for (const w of warnings) {
+    const size = /image is (\d+×\d+)/.exec(w)?.[1] ?? 'other';
+    sizes.set(size, (sizes.get(size) ?? 0) + 1);
+  }
+  const list = [...sizes].sort((a, b) => b[1] - a[1]).map(([size, n]) => `${n} of ${size}`).join(', ');
+  return `${warnings.length} images are not ${imageSize}×${imageSize} (${list}); they are resized to ${imageSize}×${imageSize} whenever they are loaded (a preset or config with imageSize equal to the tiles' size trains at their own size)`;
+}
+
+/** `warn` without the per-image resize notes of decode.ts (resizeSummary said it once). */
+function withoutResizeNotes(warn: (m: string) => void): (m: string) => void {
+  return (m) => {
+    if (!/: image is \d+×\d+, resized to \d+×\d+$/.test(m)) warn(m);
+  };
 }
 
 async function writeCurves(run: RunFolder): Promise<void> {
@@ -190,7 +235,9 @@ async function trainInFolder(s: TrainSettings, rts: readonly Runtime[]): Promise
   let config = s.config;
   if (s.level1.resume && existsSync(run.configPath)) config = run.readConfig();
   if (s.level1.resume) DataManifest.read(run.dataManifest)?.check('when resuming');
-  const dataset = await loadDataset(dataDir, config, s.level1.seed, s.skipBad, log);
+  const dataset = await loadDataset(dataDir, config, s.level1.seed, s.skipBad, log, s.level1.warn);
+  const warn = withoutResizeNotes(s.level1.warn);
+  s = { ...s, level1: { ...s.level1, warn }, level2: { ...s.level2, warn } };
   if (!s.level1.resume || !existsSync(run.configPath)) config = { ...config, classes: dataset.classes };
   if (JSON.stringify(config.classes) !== JSON.stringify(dataset.classes)) {
     throw new Error(`${dataDir}: classes ${JSON.stringify(dataset.classes)} differ from the run's ${JSON.stringify(config.classes)}`);

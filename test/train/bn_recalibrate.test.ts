@@ -1,0 +1,145 @@
+/**
+ * Exact BatchNorm statistics after Level-1 training, on a synthetic set whose images differ
+ * strongly in stain (`synth --stain-variation 3`), as real slides do:
+ * - the first BatchNorm's running mean and variance equal the float64 population statistics of its
+ *   input (conv of every unaugmented training patch, on the CPU) within 1e-4 relative; every layer's
+ *   equal the statistics of all training patches forwarded as ONE batch within 5% of the channel's
+ *   standard deviation (deeper layers see train-mode normalisation by each batch, so they differ by
+ *   that batch noise, not more);
+ * - eval-mode accuracy on the training patches is within 5 points of the same network's
+ *   train-mode accuracy on them (batch statistics of near-iid batches).
+ * On the code before recalibration (LUNGPATH_OLD_BN=1 runs with --bn-recalibrate 0 --pool-images 0)
+ * both fail: the momentum averages describe the last window of images.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { conv2dForwardRef } from '../../src/kernels/conv2d_ref.ts';
+import { cropPatchesRef, patchGrid } from '../../src/kernels/crop_patches.ts';
+import type { Runtime } from '../../src/kernels/runtime.ts';
+import { BatchNorm2d, Conv2d } from '../../src/nn/modules.ts';
+import { buildPatchNetwork, type TwoPartNetwork } from '../../src/nn/networks.ts';
+import { Tensor } from '../../src/nn/tensor.ts';
+import { loadWeightsFromBytes } from '../../src/nn/weights.ts';
+import { batchNormLayers } from '../../src/train/bn_recalibrate.ts';
+import { readDataset, type DatasetImage } from '../../src/train/dataset.ts';
+import { decodeImage } from '../../src/train/decode.ts';
+import { evaluatePatches } from '../../src/train/level1.ts';
+import { PatchBatches } from '../../src/train/loader.ts';
+import { predictBatch, scoreLogp } from '../../src/train/step.ts';
+import { generateSynthDataset } from '../../src/train/synth.ts';
+import { gpu } from '../helpers/gpu.ts';
+import { MICRO, microSetup, trainMicro, type MicroSetup } from '../helpers/micro_run.ts';
+
+const OLD = process.env.LUNGPATH_OLD_BN === '1';
+let setup: MicroSetup;
+let out: string;
+let train: DatasetImage[];
+let rt: Runtime;
+let net: TwoPartNetwork;
+let patches: Float32Array;
+let count: number;
+
+beforeAll(async () => {
+  setup = await microSetup('lungpath-bn-');
+  rmSync(setup.data, { recursive: true, force: true });
+  await generateSynthDataset({ out: setup.data, perClass: 8, size: 128, seed: 3, layout: 'split', stainVariation: 3 });
+  out = join(setup.root, 'run');
+  rt = await gpu();
+  // Recalibrating from more patches than there are: every training patch, each once.
+  await trainMicro(setup, rt, out, ['--epochs', '3', '--level2-epochs', '1', ...(OLD ? ['--bn-recalibrate', '0', '--pool-images', '0'] : ['--bn-recalibrate', '100000'])]);
+  net = buildPatchNetwork(rt, MICRO, 0);
+  loadWeightsFromBytes(net, readFileSync(join(out, 'level1.safetensors')), 'level1.safetensors');
+  train = readDataset(setup.data, { seed: 5 }).splits.train;
+  const per = patchGrid({ width: 128, height: 128 }, MICRO.patch).count;
+  const all: Float64Array[] = [];
+  for (const image of train) {
+    const { rgb } = await decodeImage(image.path, { imageSize: 128, onMismatch: 'refuse' });
+    all.push(cropPatchesRef(rgb, { width: 128, height: 128 }, MICRO.patch, { first: 0, count: per }));
+  }
+  count = train.length * per;
+  patches = new Float32Array(all.reduce((n, a) => n + a.length, 0));
+  all.reduce((at, a) => (patches.set(a, at), at + a.length), 0);
+}, 600_000);
+afterAll(() => {
+  net?.destroy();
+  rmSync(setup.root, { recursive: true, force: true });
+});
+
+/** Per-channel mean and unbiased variance of NCHW values, in float64. */
+function moments(x: ArrayLike<number>, n: number, c: number, hw: number): { mean: Float64Array; variance: Float64Array } {
+  const mean = new Float64Array(c);
+  const variance = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) for (let k = 0; k < hw; k++) s += x[(i * c + ch) * hw + k] as number;
+    const m = s / (n * hw);
+    let q = 0;
+    for (let i = 0; i < n; i++) for (let k = 0; k < hw; k++) q += ((x[(i * c + ch) * hw + k] as number) - m) ** 2;
+    mean[ch] = m;
+    variance[ch] = q / (n * hw - 1);
+  }
+  return { mean, variance };
+}
+
+async function runningStats(layer: BatchNorm2d): Promise<{ mean: Float32Array; variance: Float32Array }> {
+  return { mean: await layer.state_.runningMean.read(), variance: await layer.state_.runningVar.read() };
+}
+
+describe('BatchNorm statistics after Level-1 training (strong per-image stain)', () => {
+  it('the first layer holds the float64 population statistics of its input over every training patch', async () => {
+    const conv = net.features.layers[0] as Conv2d;
+    const bn = net.features.layers[1] as BatchNorm2d;
+    const p = MICRO.patch.size;
+    const c = conv.weight.shape[0] as number;
+    const y = conv2dForwardRef(patches, await conv.weight.read(), await conv.bias.read(), { n: count, cIn: 3, h: p, w: p, cOut: c, kh: 3, kw: 3, stride: 1, pad: 1 });
+    const ref = moments(y, count, c, p * p);
+    const got = await runningStats(bn);
+    for (let ch = 0; ch < c; ch++) {
+      const sd = Math.sqrt(ref.variance[ch] as number);
+      expect(Math.abs((got.mean[ch] as number) - (ref.mean[ch] as number)) / sd, `channel ${ch} mean (in standard deviations)`).toBeLessThan(1e-4);
+      expect(Math.abs((got.variance[ch] as number) / (ref.variance[ch] as number) - 1), `channel ${ch} variance (relative)`).toBeLessThan(1e-4);
+    }
+  });
+
+  it('every layer holds the statistics of all training patches forwarded as one batch', async () => {
+    const layers = batchNormLayers(net);
+    const stored = await Promise.all(layers.map(runningStats));
+    // Momentum 1: one training-mode forward of every patch leaves each layer's batch statistics.
+    layers.forEach((l) => (l.state_.momentum = 1));
+    net.train();
+    const x = Tensor.fromArray(rt, patches, [count, 3, MICRO.patch.size, MICRO.patch.size], 'all patches');
+    net.features.forward(x, { tape: null, seed: 0 }).release();
+    x.release();
+    const population = await Promise.all(layers.map(runningStats));
+    let worst = 0;
+    layers.forEach((l, i) => {
+      const s = stored[i]!;
+      const ref = population[i]!;
+      for (let ch = 0; ch < s.mean.length; ch++) {
+        const sd = Math.sqrt(ref.variance[ch]!);
+        worst = Math.max(worst, Math.abs(s.mean[ch]! - ref.mean[ch]!) / sd, Math.abs(Math.sqrt(s.variance[ch]!) / sd - 1));
+      }
+    });
+    console.log(`largest deviation from the one-batch statistics: ${worst.toFixed(4)} standard deviations`);
+    expect(worst, 'largest deviation of a running mean or standard deviation, in standard deviations').toBeLessThan(0.05);
+  });
+
+  it('eval-mode accuracy on the training patches is within 5 points of train-mode accuracy', async () => {
+    const evalMode = await evaluatePatches(rt, net, train, MICRO, { batchSize: 8, seed: 5, warn: () => {}, onMismatch: 'refuse' });
+    // Train mode on the same patches, in near-iid batches of the training batch size; momentum 0 leaves the running statistics alone.
+    const layers = batchNormLayers(net);
+    layers.forEach((l) => (l.state_.momentum = 0));
+    net.train();
+    let correct = 0;
+    for await (const batch of new PatchBatches(rt, train, MICRO, { batchSize: 8, seed: 1, epoch: 0, augment: false, poolImages: train.length, onMismatch: 'refuse' })) {
+      correct += scoreLogp(await predictBatch(net, batch.x), batch.labelsCpu).correct;
+      batch.x.release();
+      rt.release(batch.labels);
+    }
+    const trainAccuracy = correct / evalMode.count;
+    const evalAccuracy = evalMode.correct / evalMode.count;
+    console.log(`train-mode accuracy ${(100 * trainAccuracy).toFixed(1)}%, eval-mode ${(100 * evalAccuracy).toFixed(1)}% on the same ${evalMode.count} training patches`);
+    expect(Math.abs(evalAccuracy - trainAccuracy)).toBeLessThan(0.05);
+  });
+});

@@ -1,0 +1,226 @@
+/**
+ * The science results of the README, from one command on a dataset folder with train/val/test
+ * splits (the LC25000 dev set: /work/shared/data/lc25000-lung-dev; no image is committed):
+ *
+ *   npx tsx tools/science.ts --data DIR [--out runs/science] [--epochs N] [--level2-epochs N] [--only NAME,...]
+ *
+ * 1. Colour-only baselines, fitted on the train split, scored on the test split: nearest centroid
+ *    on each image's mean RGB, on mean+std RGB, and 5-NN on mean+std (features z-scored with the
+ *    training set's mean and std).
+ * 2. A colour-normalised copy of the test split (OUT/colour-normalised/test/<CLASS>/*.png, lossless):
+ *    each image's per-channel RGB mean and std set to the training images' average mean and std.
+ *    The colour-only baselines fall to chance there; a model that learned tissue should not.
+ * 3. The ablation, each a full `lungpath train --preset tile` run in OUT/<name>/ (same seed, data
+ *    and budget; only the named change differs), scored on the raw and the colour-normalised test
+ *    split: image- and patch-level accuracy and macro AUC. A run folder that already holds
+ *    level2.safetensors is evaluated, not retrained (delete it to retrain).
+ * Writes OUT/science.md (the tables) and OUT/science.json. Choices are made on val, never on test.
+ */
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { createNodeRuntime } from '../src/kernels/node.ts';
+import type { Runtime } from '../src/kernels/runtime.ts';
+import { parseTrainArgs, train } from '../src/train/commands/train.ts';
+import { readDataset, type Dataset, type DatasetImage } from '../src/train/dataset.ts';
+import { evaluateRun, type EvaluationReport } from '../src/train/evaluate.ts';
+import { RunFolder } from '../src/train/run_folder.ts';
+
+/** The ablation: today's behaviour, then one change at a time (flags on top of --preset tile). */
+export const VARIANTS: { name: string; label: string; flags: string[] }[] = [
+  { name: 'original', label: "today's code (windows of 8 images, momentum BatchNorm statistics)", flags: ['--pool-images', '0', '--bn-recalibrate', '0', '--stain-augment', '0'] },
+  { name: 'pool', label: '+ near-iid image pool', flags: ['--bn-recalibrate', '0', '--stain-augment', '0'] },
+  { name: 'pool-bn', label: '+ recalibrated BatchNorm statistics', flags: ['--stain-augment', '0'] },
+  { name: 'pool-bn-hed', label: '+ HED stain augmentation (σ 0.05)', flags: ['--stain-augment', '0.05'] },
+];
+
+interface ColourStats {
+  mean: number[];
+  std: number[];
+}
+
+async function colourStats(path: string): Promise<ColourStats> {
+  const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  const mean = [0, 0, 0];
+  const sq = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) {
+      const v = data[3 * i + c] as number;
+      mean[c] = (mean[c] as number) + v;
+      sq[c] = (sq[c] as number) + v * v;
+    }
+  }
+  const m = mean.map((s) => s / n);
+  return { mean: m, std: sq.map((s, c) => Math.sqrt(Math.max(0, s / n - (m[c] as number) ** 2))) };
+}
+
+type Features = (s: ColourStats) => number[];
+const MEAN_RGB: Features = (s) => s.mean;
+const MEAN_STD_RGB: Features = (s) => [...s.mean, ...s.std];
+
+/** Z-scores features with the training set's per-feature mean and std. */
+function zScorer(train: number[][]): (f: number[]) => number[] {
+  const d = (train[0] as number[]).length;
+  const mu = Array.from({ length: d }, (_, j) => train.reduce((a, f) => a + (f[j] as number), 0) / train.length);
+  const sd = Array.from({ length: d }, (_, j) => Math.sqrt(train.reduce((a, f) => a + ((f[j] as number) - (mu[j] as number)) ** 2, 0) / train.length) || 1);
+  return (f) => f.map((v, j) => (v - (mu[j] as number)) / (sd[j] as number));
+}
+
+const distance = (a: number[], b: number[]) => a.reduce((s, v, j) => s + (v - (b[j] as number)) ** 2, 0);
+
+/** Accuracy of nearest centroid (k = 0) or k-NN on `features` of the train and test statistics. */
+function colourBaseline(train: { stats: ColourStats; label: number }[], test: { stats: ColourStats; label: number }[], features: Features, classes: number, k: number): number {
+  const z = zScorer(train.map((t) => features(t.stats)));
+  const trainZ = train.map((t) => ({ f: z(features(t.stats)), label: t.label }));
+  const centroids = Array.from({ length: classes }, (_, c) => {
+    const members = trainZ.filter((t) => t.label === c);
+    return members.length ? members[0]!.f.map((_, j) => members.reduce((a, m) => a + (m.f[j] as number), 0) / members.length) : null;
+  });
+  let correct = 0;
+  for (const t of test) {
+    const f = z(features(t.stats));
+    let predicted = -1;
+    if (k === 0) {
+      let best = Infinity;
+      centroids.forEach((c, label) => {
+        if (c && distance(f, c) < best) [best, predicted] = [distance(f, c), label];
+      });
+    } else {
+      const nearest = [...trainZ].sort((a, b) => distance(f, a.f) - distance(f, b.f)).slice(0, k);
+      const votes = new Array(classes).fill(0);
+      nearest.forEach((n) => votes[n.label]++);
+      predicted = votes.indexOf(Math.max(...votes)); // ties: the lower class index
+    }
+    if (predicted === t.label) correct++;
+  }
+  return correct / test.length;
+}
+
+/** Writes each test image with its per-channel mean and std set to `target` (8-bit PNG). */
+async function colourNormalise(images: DatasetImage[], target: ColourStats, outDir: string): Promise<DatasetImage[]> {
+  const out: DatasetImage[] = [];
+  for (const image of images) {
+    const stats = await colourStats(image.path);
+    const { data, info } = await sharp(image.path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const pixels = Buffer.alloc(data.length);
+    for (let i = 0; i < data.length; i++) {
+      const c = i % 3;
+      const v = (((data[i] as number) - (stats.mean[c] as number)) / ((stats.std[c] as number) || 1)) * (target.std[c] as number) + (target.mean[c] as number);
+      pixels[i] = Math.min(255, Math.max(0, Math.round(v)));
+    }
+    const dir = join(outDir, image.className);
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, `${basename(image.path).replace(/\.[^.]+$/, '')}.png`);
+    await sharp(pixels, { raw: { width: info.width, height: info.height, channels: 3 } }).png().toFile(path);
+    out.push({ ...image, path });
+  }
+  return out;
+}
+
+/** Evaluates a run's weights on `dataset`'s test split in a copy of the run folder (its own feature cache). */
+async function evaluateCopy(rt: Runtime, runDir: string, copyDir: string, dataset: Dataset): Promise<EvaluationReport> {
+  mkdirSync(copyDir, { recursive: true });
+  for (const f of ['config.json', 'level1.safetensors', 'level2.safetensors']) cpSync(join(runDir, f), join(copyDir, f));
+  const run = new RunFolder(copyDir);
+  run.create();
+  return evaluateRun(rt, run, dataset, 'test', { tta: false, batchSize: 16, warn: (m) => console.warn(`warning: ${m}`), onMismatch: 'resize', log: () => {} });
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, 'level2-epochs': { type: 'string' }, only: { type: 'string' } } });
+  if (!values.data) throw new Error('usage: npx tsx tools/science.ts --data DIR [--out runs/science] [--epochs N] [--level2-epochs N] [--only NAME,...]');
+  const data = resolve(values.data);
+  const out = resolve(values.out ?? 'runs/science');
+  mkdirSync(out, { recursive: true });
+  const dataset = readDataset(data, { seed: 0 });
+  const classes = dataset.classes.length;
+  const { train: trainImages, test } = dataset.splits;
+  const started = Date.now();
+
+  // 1–2: colour statistics, baselines, the colour-normalised test split.
+  const trainStats = await Promise.all(trainImages.map(async (i) => ({ stats: await colourStats(i.path), label: i.label })));
+  const testStats = await Promise.all(test.map(async (i) => ({ stats: await colourStats(i.path), label: i.label })));
+  const target: ColourStats = {
+    mean: [0, 1, 2].map((c) => trainStats.reduce((a, t) => a + (t.stats.mean[c] as number), 0) / trainStats.length),
+    std: [0, 1, 2].map((c) => trainStats.reduce((a, t) => a + (t.stats.std[c] as number), 0) / trainStats.length),
+  };
+  const normalisedDir = join(out, 'colour-normalised', 'test');
+  const normalisedImages = await colourNormalise(test, target, normalisedDir);
+  const normalisedStats = await Promise.all(normalisedImages.map(async (i) => ({ stats: await colourStats(i.path), label: i.label })));
+  const normalised: Dataset = { ...dataset, root: join(out, 'colour-normalised'), splits: { train: [], val: [], test: normalisedImages } };
+  const baselines = [
+    { name: 'nearest centroid, mean RGB', features: MEAN_RGB, k: 0 },
+    { name: 'nearest centroid, mean+std RGB', features: MEAN_STD_RGB, k: 0 },
+    { name: '5-NN, mean+std RGB', features: MEAN_STD_RGB, k: 5 },
+  ].map((b) => ({ name: b.name, raw: colourBaseline(trainStats, testStats, b.features, classes, b.k), normalised: colourBaseline(trainStats, normalisedStats, b.features, classes, b.k) }));
+
+  // 3: the ablation.
+  const only = values.only ? new Set(values.only.split(',')) : null;
+  const budget = [...(values.epochs ? ['--epochs', values.epochs] : []), ...(values['level2-epochs'] ? ['--level2-epochs', values['level2-epochs']] : [])];
+  const rt = await createNodeRuntime();
+  const rows: Record<string, unknown>[] = [];
+  try {
+    for (const v of VARIANTS) {
+      if (only && !only.has(v.name)) continue;
+      const runDir = join(out, v.name);
+      const args = ['--data', data, '--out', runDir, '--preset', 'tile', '--quiet', ...budget, ...v.flags];
+      let seconds: number | null = null;
+      if (!existsSync(join(runDir, 'level2.safetensors'))) {
+        const settings = parseTrainArgs(args);
+        if (!settings) throw new Error('help printed');
+        const t0 = Date.now();
+        console.log(`${v.name}: lungpath train ${args.join(' ')}`);
+        await train(settings, [rt]);
+        seconds = (Date.now() - t0) / 1000;
+      } else {
+        console.log(`${v.name}: ${runDir} already trained; evaluating it`);
+      }
+      const raw = await evaluateCopy(rt, runDir, join(out, 'eval', v.name, 'raw'), dataset);
+      const norm = await evaluateCopy(rt, runDir, join(out, 'eval', v.name, 'colour-normalised'), normalised);
+      const metrics = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const l1 = metrics.filter((m) => m.level === 1 && m.kind === 'epoch').at(-1);
+      const l2 = metrics.filter((m) => m.level === 2 && m.kind === 'epoch');
+      rows.push({
+        name: v.name,
+        label: v.label,
+        command: `lungpath train ${args.join(' ')}`,
+        seconds,
+        level1TrainAccuracy: l1?.trainAccuracy,
+        level1ValAccuracy: l1?.valAccuracy,
+        level2BestValAccuracy: Math.max(...l2.map((m) => m.valAccuracy as number)),
+        test: { accuracy: raw.accuracy, patchAccuracy: raw.patchAccuracy, macroAuc: raw.macroAuc },
+        colourNormalised: { accuracy: norm.accuracy, patchAccuracy: norm.patchAccuracy, macroAuc: norm.macroAuc },
+      });
+      console.log(`${v.name}: test ${pct(raw.accuracy)} (patches ${pct(raw.patchAccuracy)}, AUC ${raw.macroAuc.toFixed(3)}); colour-normalised ${pct(norm.accuracy)}`);
+    }
+  } finally {
+    rt.destroy();
+  }
+
+  const md = [
+    `Data: ${data} (${trainImages.length} train / ${dataset.splits.val.length} val / ${test.length} test images, classes ${dataset.classes.join(', ')}).`,
+    '',
+    '| colour-only baseline (fit on train) | test accuracy | colour-normalised test |',
+    '|---|---:|---:|',
+    ...baselines.map((b) => `| ${b.name} | ${pct(b.raw)} | ${pct(b.normalised)} |`),
+    '',
+    '| `--preset tile` run | Level-1 val patches (eval mode) | test images | test patches | test macro AUC | colour-normalised test images | colour-normalised patches | colour-normalised AUC |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => {
+      const t = r.test as { accuracy: number; patchAccuracy: number; macroAuc: number };
+      const n = r.colourNormalised as typeof t;
+      return `| ${r.label as string} | ${pct(r.level1ValAccuracy as number)} | ${pct(t.accuracy)} | ${pct(t.patchAccuracy)} | ${t.macroAuc.toFixed(3)} | ${pct(n.accuracy)} | ${pct(n.patchAccuracy)} | ${n.macroAuc.toFixed(3)} |`;
+    }),
+    '',
+    `Budget: ${budget.length ? budget.join(' ') : "the tile preset's defaults"}; total ${((Date.now() - started) / 60000).toFixed(1)} min for this invocation.`,
+  ].join('\n');
+  writeFileSync(join(out, 'science.md'), `${md}\n`);
+  writeFileSync(join(out, 'science.json'), `${JSON.stringify({ data, target, baselines, runs: rows }, null, 2)}\n`);
+  console.log(md);
+}
+
+await main();
