@@ -57,7 +57,7 @@ export class ChannelMoments {
 export interface RecalibrateOptions extends DecodeSettings {
   /** Patches to draw: whole batches until at least this many (at most every training patch). */
   patches: number;
-  /** Batch size of the forward passes (forward only: training uses 4× its batch size, see level1.ts). */
+  /** Batch size of the forward passes (level1.ts uses the training batch size). */
   batchSize: number;
   seed: number;
   epoch: number;

@@ -67,8 +67,10 @@ export interface LevelOptions {
 }
 
 /** The pool size Level 1 trains with: `o.poolImages`, else what the default memory budget holds. */
-export function level1PoolImages(o: Pick<LevelOptions, 'poolImages'>, config: ModelConfig): number {
-  return o.poolImages ?? poolImagesFor(DEFAULT_POOL_BYTES, config.imageSize);
+export function level1PoolImages(o: Pick<LevelOptions, 'poolImages'>, config: ModelConfig, memoryBudgetBytes: number | null = null): number {
+  // Under a GPU memory budget (--gpu-memory) the resident pool takes at most a sixteenth of it.
+  const poolBytes = memoryBudgetBytes === null ? DEFAULT_POOL_BYTES : Math.min(DEFAULT_POOL_BYTES, memoryBudgetBytes / 16);
+  return o.poolImages ?? poolImagesFor(poolBytes, config.imageSize);
 }
 
 export interface EpochSummary {
@@ -87,8 +89,8 @@ export function stepSeed(seed: number, epoch: number, step: number): number {
 }
 
 /** What the batch-size check of Level 1 runs: the patch network on [n, 3, p, p]. */
-export function patchProbe(config: ModelConfig) {
-  return { level: 'level 1', build: (r: Runtime) => buildPatchNetwork(r, config, 0), sampleShape: [3, config.patch.size, config.patch.size], unit: 'patch', units: 'patches', extraBytes: imageBytes(16, config.imageSize) };
+export function patchProbe(config: ModelConfig, residentImages = 16) {
+  return { level: 'level 1', build: (r: Runtime) => buildPatchNetwork(r, config, 0), sampleShape: [3, config.patch.size, config.patch.size], unit: 'patch', units: 'patches', extraBytes: imageBytes(Math.max(16, residentImages), config.imageSize) };
 }
 
 /** Batch rows each device trains on. */
@@ -139,7 +141,7 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
   const summaries: EpochSummary[] = [];
   let measured: StepMemory | null = null;
   const heldBefore = rt.poolStats().inUseBytes;
-  if (startEpoch < o.epochs) measured = await checkBatchFits(rt, patchProbe(config), shardSize(o.batchSize, rts.length));
+  if (startEpoch < o.epochs) measured = await checkBatchFits(rt, patchProbe(config, Math.min(train.length, level1PoolImages(o, config, rt.maxMemoryBytes))), shardSize(o.batchSize, rts.length));
   let where = 'level 1';
   try {
     for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
@@ -147,7 +149,7 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
       o.checkData?.(`level 1 epoch ${epoch + 1}`);
       model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
       model.train();
-      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first, poolImages: level1PoolImages(o, config), hedStrength: o.hedStrength ?? 0, colourAugment: o.colourAugment ?? true });
+      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first, poolImages: level1PoolImages(o, config, rt.maxMemoryBytes), hedStrength: o.hedStrength ?? 0, colourAugment: o.colourAugment ?? true });
       const progress = new EpochProgress(`level 1 epoch ${epoch + 1}/${o.epochs}`, batches.batchesPerEpoch, 'patches', o.quiet);
       const limit = skipLimit(batches.batchesPerEpoch, o.maxSkips);
       const tally = first > 0 ? EpochTally.restore(limit, savedTally) : new EpochTally(limit);
@@ -180,9 +182,9 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
       progress.stop();
       if (o.bnRecalibrate) {
         where = `level 1 epoch ${epoch + 1} BatchNorm recalibration`;
-        // Forward only, so batches 4× the training batch fit; larger batches mean less batch noise in
-        // the training-mode normalisation the deeper layers' statistics are taken behind.
-        const used = await recalibrateBatchNorm(rt, net, train, config, { patches: o.bnRecalibrate, batchSize: 4 * o.batchSize, seed: o.seed, epoch, warn: o.warn, onMismatch: o.onMismatch });
+        // At the training batch size: the batch-fits check (memory.ts) and the kernel table
+        // (kernels.ts) cover it, and deeper layers see the batch normalisation training gave them.
+        const used = await recalibrateBatchNorm(rt, net, train, config, { patches: o.bnRecalibrate, batchSize: o.batchSize, poolImages: level1PoolImages({}, config, rt.maxMemoryBytes), seed: o.seed, epoch, warn: o.warn, onMismatch: o.onMismatch });
         if (rts.length > 1) await model.broadcast();
         if (!o.quiet) console.log(`level 1 epoch ${epoch + 1}: BatchNorm statistics recomputed from ${used} training patches`);
       }
