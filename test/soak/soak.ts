@@ -42,6 +42,14 @@ export interface SoakOptions {
   preset: 'tiny' | 'micro';
   /** Largest allowed ratio of the last quarter's median CPU time per batch to the first quarter's. */
   stepRatioMax: number;
+  /**
+   * RSS may exceed the warm-up's largest by 20% plus this many MiB (default 64). RSS rises with
+   * every round early on (slopes of 2,000–8,000 MiB/h over the first two minutes of the micro
+   * run) and slows over the hour (230, 102, 27 MiB/h by thirds in the 62-minute tiny run; cause
+   * not established), so the 2-minute CI version allows more. It still fails on a leak of a
+   * batch's images or activations per step, and the pool checks stay as tight as before.
+   */
+  rssSlackMiB?: number;
   log: (line: string) => void;
 }
 
@@ -201,7 +209,7 @@ function summarise(o: SoakOptions, samples: SoakSample[], out: string, rounds: n
     check('pool bytes held, largest after warm-up', max(after.map((s) => s.poolAllocatedMiB)), max(warm.map((s) => s.poolAllocatedMiB)) * 1.05, ' MiB');
     check('pool high-water mark, largest after warm-up', max(after.map((s) => s.poolHighWaterMiB)), max(warm.map((s) => s.poolHighWaterMiB)) * 1.05, ' MiB');
     const warmRss = max(warm.map((s) => s.rssMiB));
-    check('RSS, largest after warm-up', max(after.map((s) => s.rssMiB)), warmRss * 1.2 + 64, ' MiB');
+    check('RSS, largest after warm-up', max(after.map((s) => s.rssMiB)), warmRss * 1.2 + (o.rssSlackMiB ?? 64), ' MiB');
     const corrected = after.filter((s) => s.cpuMsPerBatch !== null).map((s) => s.cpuMsPerBatch as number);
     const q = Math.max(1, Math.floor(corrected.length / 4));
     const first = median(corrected.slice(0, q));
