@@ -17,10 +17,9 @@ import { reluForward } from '../src/kernels/relu.ts';
 import type { Runtime } from '../src/kernels/runtime.ts';
 import { TINY_CONFIG } from '../src/nn/config.ts';
 import { buildPatchNetwork } from '../src/nn/networks.ts';
-import { logSoftmaxNllLoss } from '../src/nn/ops.ts';
 import { Adam } from '../src/nn/optim.ts';
-import { Tape } from '../src/nn/tape.ts';
 import { Tensor } from '../src/nn/tensor.ts';
+import { trainingStep } from './train_step.ts';
 
 export interface DispatchCost {
   /** µs of CPU per dispatch, the same buffers every time (a training loop's steady state). */
@@ -91,17 +90,8 @@ export async function measureDispatchCost(rt: Runtime, options: { dispatches?: n
   const x = Tensor.fromArray(rt, Float32Array.from({ length: batch * 3 * size * size }, (_, i) => ((i * 2654435761) >>> 0) / 4294967296), [batch, 3, size, size]);
   const labels = rt.upload(Uint32Array.from({ length: batch }, (_, i) => i % TINY_CONFIG.classes.length));
   let seed = 0;
-  const step = () => {
-    adam.zeroGrad();
-    const tape = new Tape();
-    const logits = net.forward(x, { tape, seed: seed++ });
-    const { logp, loss } = logSoftmaxNllLoss(logits, labels, tape);
-    logits.release();
-    logp.release();
-    tape.backward(loss);
-    loss.release();
-    adam.update();
-  };
+  const recordStep = trainingStep(net, adam, x, labels);
+  const step = () => recordStep(seed++);
   try {
     step(); // compiles and allocates
     await rt.sync();

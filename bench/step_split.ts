@@ -15,10 +15,9 @@ import type { Runtime } from '../src/kernels/runtime.ts';
 import type { ModelConfig } from '../src/nn/config.ts';
 import { kernelUses } from '../src/nn/kernel_uses.ts';
 import { buildPatchNetwork } from '../src/nn/networks.ts';
-import { logSoftmaxNllLoss } from '../src/nn/ops.ts';
 import { Adam } from '../src/nn/optim.ts';
-import { Tape } from '../src/nn/tape.ts';
 import { Tensor } from '../src/nn/tensor.ts';
+import { trainingStep } from './train_step.ts';
 
 export interface SplitRow {
   group: string;
@@ -99,17 +98,7 @@ export async function measureStepSplit(rt: Runtime, name: string, config: ModelC
   const x = Tensor.fromArray(rt, Float32Array.from({ length: batch * 3 * size * size }, (_, i) => ((i * 2654435761) >>> 0) / 4294967296), [batch, 3, size, size]);
   const labels = rt.upload(Uint32Array.from({ length: batch }, (_, i) => i % config.classes.length));
   const uses = kernelUses(net, [batch, 3, size, size], true);
-  const step = (seed: number) => {
-    adam.zeroGrad();
-    const tape = new Tape();
-    const logits = net.forward(x, { tape, seed });
-    const { logp, loss } = logSoftmaxNllLoss(logits, labels, tape);
-    logits.release();
-    logp.release();
-    tape.backward(loss);
-    loss.release();
-    adam.update();
-  };
+  const step = trainingStep(net, adam, x, labels);
   try {
     step(0);
     await rt.sync();
