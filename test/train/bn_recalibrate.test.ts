@@ -6,10 +6,11 @@
  *   equal the statistics of all training patches forwarded as ONE batch within 5% of the channel's
  *   standard deviation (deeper layers see train-mode normalisation by each batch, so they differ by
  *   that batch noise, not more);
- * - eval-mode accuracy on the training patches is within 5 points of the same network's
- *   train-mode accuracy on them (batch statistics of near-iid batches).
+ * - eval mode classifies the training patches as train mode does (each batch's own statistics, in
+ *   shuffled batches of the training size): accuracy within 5 points, the same class for > 75%.
  * On the code before recalibration (LUNGPATH_OLD_BN=1 runs with --bn-recalibrate 0 --pool-images 0)
- * both fail: the momentum averages describe the last window of images.
+ * all three fail (the accuracy clause alone would pass: see the third test): the momentum averages
+ * describe the last window of images.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,13 +25,13 @@ import { loadWeightsFromBytes } from '../../src/nn/weights.ts';
 import { batchNormLayers } from '../../src/train/bn_recalibrate.ts';
 import { readDataset, type DatasetImage } from '../../src/train/dataset.ts';
 import { decodeImage } from '../../src/train/decode.ts';
-import { evaluatePatches } from '../../src/train/level1.ts';
-import { PatchBatches } from '../../src/train/loader.ts';
-import { predictBatch, scoreLogp } from '../../src/train/step.ts';
+import { predictBatch } from '../../src/train/step.ts';
 import { generateSynthDataset } from '../../src/train/synth.ts';
 import { gpu } from '../helpers/gpu.ts';
 import { MICRO, microSetup, trainMicro, type MicroSetup } from '../helpers/micro_run.ts';
 
+/** The micro run's --batch-size. */
+const TRAINING_BATCH = 8;
 const OLD = process.env.LUNGPATH_OLD_BN === '1';
 let setup: MicroSetup;
 let out: string;
@@ -115,6 +116,11 @@ describe('BatchNorm statistics after Level-1 training (strong per-image stain)',
     net.features.forward(x, { tape: null, seed: 0 }).release();
     x.release();
     const population = await Promise.all(layers.map(runningStats));
+    // Put the trained statistics back: the next test judges them, not the one-batch ones.
+    layers.forEach((l, i) => {
+      rt.write(l.state_.runningMean.buffer, stored[i]!.mean);
+      rt.write(l.state_.runningVar.buffer, stored[i]!.variance);
+    });
     let worst = 0;
     layers.forEach((l, i) => {
       const s = stored[i]!;
@@ -128,21 +134,63 @@ describe('BatchNorm statistics after Level-1 training (strong per-image stain)',
     expect(worst, 'largest deviation of a running mean or standard deviation, in standard deviations').toBeLessThan(0.15);
   });
 
-  it('eval-mode accuracy on the training patches is within 5 points of train-mode accuracy', async () => {
-    const evalMode = await evaluatePatches(rt, net, train, MICRO, { batchSize: 8, seed: 5, warn: () => {}, onMismatch: 'refuse' });
-    // Train mode on the same patches, in near-iid batches of the training batch size; momentum 0 leaves the running statistics alone.
+  it('eval mode predicts the training patches as train mode does (accuracy within 5 points, same class for 75%)', async () => {
+    // Every training patch in one fixed shuffled order, in batches of the training size, twice:
+    // eval mode (running statistics) and BatchNorm in train mode (each batch's statistics; momentum
+    // 0 leaves the running statistics alone; dropout stays off so only BatchNorm differs).
     const layers = batchNormLayers(net);
     layers.forEach((l) => (l.state_.momentum = 0));
-    net.train();
-    let correct = 0;
-    for await (const batch of new PatchBatches(rt, train, MICRO, { batchSize: 8, seed: 1, epoch: 0, augment: false, poolImages: train.length, onMismatch: 'refuse' })) {
-      correct += scoreLogp(await predictBatch(net, batch.x), batch.labelsCpu).correct;
-      batch.x.release();
-      rt.release(batch.labels);
-    }
-    const trainAccuracy = correct / evalMode.count;
-    const evalAccuracy = evalMode.correct / evalMode.count;
-    console.log(`train-mode accuracy ${(100 * trainAccuracy).toFixed(1)}%, eval-mode ${(100 * evalAccuracy).toFixed(1)}% on the same ${evalMode.count} training patches`);
-    expect(Math.abs(evalAccuracy - trainAccuracy)).toBeLessThan(0.15);
+    const per = count / train.length;
+    const labels = Int32Array.from({ length: count }, (_, i) => train[Math.floor(i / per)]!.label);
+    const order = shuffled(count, 7);
+    const size = MICRO.patch.size;
+    const floats = 3 * size * size;
+    const predict = async (batchStatistics: boolean): Promise<Int32Array> => {
+      net.eval();
+      if (batchStatistics) layers.forEach((l) => (l.training = true));
+      const classOf = new Int32Array(count);
+      for (let at = 0; at < count; at += TRAINING_BATCH) {
+        const ids = order.slice(at, at + TRAINING_BATCH);
+        const x = new Float32Array(ids.length * floats);
+        ids.forEach((id, j) => x.set(patches.subarray(id * floats, (id + 1) * floats), j * floats));
+        const t = Tensor.fromArray(rt, x, [ids.length, 3, size, size], 'patches');
+        const logp = await predictBatch(net, t);
+        t.release();
+        const classes = logp.length / ids.length;
+        ids.forEach((id, j) => (classOf[id] = argmax(logp.subarray(j * classes, (j + 1) * classes))));
+      }
+      return classOf;
+    };
+    const evalClass = await predict(false);
+    const trainClass = await predict(true);
+    const accuracy = (c: Int32Array): number => c.filter((k, i) => k === labels[i]).length / count;
+    const agreement = evalClass.filter((k, i) => k === trainClass[i]).length / count;
+    console.log(
+      `train-mode accuracy ${(100 * accuracy(trainClass)).toFixed(1)}%, eval-mode ${(100 * accuracy(evalClass)).toFixed(1)}%, ` +
+        `same class for ${(100 * agreement).toFixed(1)}% of the ${count} training patches`,
+    );
+    expect(Math.abs(accuracy(evalClass) - accuracy(trainClass)), 'eval- minus train-mode accuracy').toBeLessThan(0.05);
+    // Measured: 81.7% the same class (accuracies 45.0% train mode, 46.7% eval mode); with the old
+    // momentum statistics 65.6% (57.2%, 56.7%). On this small, briefly trained set the accuracies
+    // agree either way, so the per-patch agreement is what tells the two apart.
+    expect(agreement, 'share of training patches given the same class in eval and train mode').toBeGreaterThan(0.75);
   });
 });
+
+/** A seeded permutation of 0..n-1 (Fisher–Yates with a small LCG; only the test's order). */
+function shuffled(n: number, seed: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  let state = seed >>> 0;
+  for (let i = n - 1; i > 0; i--) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const j = state % (i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let k = 1; k < row.length; k++) if (row[k]! > row[best]!) best = k;
+  return best;
+}
