@@ -9,30 +9,19 @@
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoState } from '../../demo/main.ts';
 import type { ImagePrediction } from '../../src/nn/classify.ts';
 import { parseSafetensors } from '../../src/nn/safetensors.ts';
+import { freePort, launchChromium } from '../helpers/chromium.ts';
 
-const CHROMIUM = process.env.LUNGPATH_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--enable-unsafe-webgpu',
-];
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const example = join(repo, 'demo/public/example.png');
 const modelDir = join(repo, 'demo/public/model');
@@ -44,17 +33,6 @@ let server: PreviewServer | null = null;
 let browser: Browser | null = null;
 let url = '';
 let cliPrediction: Promise<ImagePrediction>;
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const probe = createServer();
-    probe.once('error', fail);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => done(port));
-    });
-  });
-}
 
 /** `lungpath predict --json` on the example, with a run folder holding the demo model. */
 async function predictWithCli(): Promise<ImagePrediction> {
@@ -92,9 +70,6 @@ async function errorText(page: Page): Promise<string> {
 
 describe('the browser demo', () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium is missing (${CHROMIUM}): run \`npm run setup\`, which installs Debian's chromium with apt (or set LUNGPATH_CHROMIUM to a Chromium binary)`);
-    }
     for (const f of [example, join(modelDir, 'level1.safetensors'), join(modelDir, 'level2.safetensors')]) {
       if (!existsSync(f)) throw new Error(`${f} is missing: the demo ships an example image and a demo model`);
     }
@@ -106,7 +81,7 @@ describe('the browser demo', () => {
     const port = await freePort();
     server = await preview({ configFile, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port, strictPort: true } });
     url = `http://127.0.0.1:${port}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, 90_000);
 
   afterAll(async () => {

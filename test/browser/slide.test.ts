@@ -9,20 +9,18 @@
  * Saves a screenshot to test-artifacts/slide-viewer.png. Fails (never skips) when Chromium is missing.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SlidePageState } from '../../demo/slide.ts';
 import { demoRun, writeMosaicSlide } from '../slide/mosaic_slide.ts';
+import { freePort, launchChromium } from '../helpers/chromium.ts';
 
-const CHROMIUM = process.env.LUNGPATH_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'];
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const TOLERANCE = 1e-4;
 const tmp = mkdtempSync(join(tmpdir(), 'lungpath-slide-page-'));
@@ -33,19 +31,7 @@ let cli: Promise<unknown>;
 const slidePath = join(tmp, 'local.tiff');
 const out = join(tmp, 'out');
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const probe = createServer();
-    probe.once('error', fail);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => done(port));
-    });
-  });
-}
-
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing (${CHROMIUM}): run \`npm run setup\` (or set LUNGPATH_CHROMIUM)`);
   await writeMosaicSlide(slidePath, {
     cols: 3, rows: 2, cell: 256, mpp: 0.5, seed: 31,
     blocks: [{ className: 'SC', col: 0, row: 0, cols: 2, rows: 1 }, { className: 'SCLC', col: 1, row: 1, cols: 2, rows: 1 }],
@@ -59,7 +45,7 @@ beforeAll(async () => {
   const port = await freePort();
   server = await preview({ configFile, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port, strictPort: true } });
   url = `http://127.0.0.1:${port}/slide.html`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
