@@ -30,6 +30,10 @@ export function fmix32(x: number): number {
  * It is not a cryptographic hash; it only has to decorrelate the streams that seed xoshiro128**,
  * whose own splitmix32 seeding spreads any remaining structure. Words are integers; those outside
  * u32 (negative, or up to 2⁵³) fold their high half in, so -1 and 0xffffffff differ.
+ *
+ * Other hashes in the code are not seed mixers and stay: Rng's splitmix32 expands one seed into
+ * its four state words; dropout's lowbias32 is the per-element mask hash the WGSL kernel computes
+ * bit for bit; synth/canvas.ts's hash2 is the per-lattice-point value-noise hash of a hot loop.
  */
 export function mixSeed(...words: number[]): number {
   let h = 0;
