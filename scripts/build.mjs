@@ -3,8 +3,10 @@
 // tsconfig.build.json), then dist/kernels/wgsl_sources.js is replaced by the texts of wgsl/*.wgsl
 // as string literals, so bundlers load the kernels with no configuration. wgsl/ stays the single
 // source: src/kernels/wgsl_sources.ts reads the same files through Vite's import.meta.glob.
+// Last, every file that package.json's `exports` names (lungpath, /browser, /kernels, /nn, /train,
+// /slide) must be there.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,4 +30,10 @@ export function bundledShaderSources() {
 `;
 writeFileSync(join(dist, 'kernels', 'wgsl_sources.js'), embedded);
 rmSync(join(dist, 'kernels', 'wgsl_sources.js.map'), { force: true });
+// Every file package.json's `exports` names must exist (an entry point added there but not in src/).
+const targets = [];
+const collect = (v) => (typeof v === 'string' ? targets.push(v) : Object.values(v).forEach(collect));
+collect(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).exports);
+const missing = targets.filter((t) => t.startsWith('./dist/') && !existsSync(join(root, t)));
+if (missing.length > 0) throw new Error(`build: package.json exports name files the build did not write: ${missing.join(', ')}`);
 if (!process.argv.includes('--quiet')) console.log(`build: dist/ written; ${Object.keys(sources).length} WGSL files embedded in dist/kernels/wgsl_sources.js`);

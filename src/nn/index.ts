@@ -11,7 +11,7 @@ export { Tape, type TapeNode } from './tape.ts';
 export * from './ops.ts';
 export * from './modules.ts';
 export { Adam, stepLr, type AdamOptions } from './optim.ts';
-export { Rng } from './random.ts';
+export { Rng, mixSeed, fmix32, hashText } from './random.ts';
 export * from './architecture.ts';
 export * from './networks.ts';
 export { kernelUses } from './kernel_uses.ts';

@@ -5,6 +5,8 @@
  * (at least one group in val and in test once there are three); groups already assigned (a resumed
  * or extended dataset) keep their split, and new ones go where the split is furthest below its share.
  */
+import { hashText, mixSeed, SEED_STREAM } from '../nn/random.ts';
+
 export type SplitName = 'train' | 'val' | 'test';
 export const SPLITS: readonly SplitName[] = ['train', 'val', 'test'];
 
@@ -12,10 +14,7 @@ export const SPLITS: readonly SplitName[] = ['train', 'val', 'test'];
 export const DEFAULT_FRACTIONS: Record<SplitName, number> = { train: 0.75, val: 0.1875, test: 0.0625 };
 
 function hash(text: string, seed: number): number {
-  let h = (0x811c9dc5 ^ Math.imul(seed >>> 0, 0x9e3779b1)) >>> 0;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  return (h ^ (h >>> 13)) >>> 0;
+  return mixSeed(seed, SEED_STREAM.slideSplit, hashText(text));
 }
 
 /** Split of each group (slide or patient) name. `previous`: assignments to keep. */

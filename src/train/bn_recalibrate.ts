@@ -19,7 +19,8 @@ import type { TwoPartNetwork } from '../nn/networks.ts';
 import type { DecodeSettings } from './loader.ts';
 import { PatchBatches } from './loader.ts';
 import type { DatasetImage } from './dataset.ts';
-import { DEFAULT_POOL_BYTES, mixSeed, poolImagesFor } from './patch_plan.ts';
+import { mixSeed, SEED_STREAM } from '../nn/random.ts';
+import { DEFAULT_POOL_BYTES, poolImagesFor } from './patch_plan.ts';
 
 /** Every BatchNorm2d of `module`, in forward order. */
 export function batchNormLayers(module: Module): BatchNorm2d[] {
@@ -78,7 +79,7 @@ export async function recalibrateBatchNorm(rt: Runtime, net: TwoPartNetwork, ima
   const moments = layers.map((l) => new ChannelMoments(l.state_.runningMean.size));
   const loader = new PatchBatches(rt, images, config, {
     batchSize: o.batchSize,
-    seed: mixSeed(o.seed, 0xb4),
+    seed: mixSeed(o.seed, SEED_STREAM.bnRecalibrate),
     epoch: o.epoch,
     augment: false,
     poolImages: o.poolImages ?? poolImagesFor(DEFAULT_POOL_BYTES, config.imageSize),

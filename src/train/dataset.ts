@@ -12,7 +12,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelConfig } from '../nn/config.ts';
-import { Rng } from '../nn/random.ts';
+import { hashText, mixSeed, Rng, SEED_STREAM } from '../nn/random.ts';
 import { DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, checkImageFitsPatch, inspectImage, isImageFile, type MismatchPolicy } from './decode.ts';
 
 export interface DatasetImage {
@@ -239,20 +239,13 @@ function splitFractions(given: Partial<Record<SplitName, number>> | undefined): 
   return f;
 }
 
-/** 32-bit FNV-1a of a string's UTF-16 code units. */
-function hashString(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
-}
-
 /**
  * Splits one class's images (sorted paths) into train / val / test: shuffled by a generator seeded
  * from (seed, class name), so one class's split does not depend on the other classes; counts by
  * largest remainder of n·fraction (1,600 → exactly 1,200 / 300 / 100).
  */
 export function stratifiedSplit(paths: readonly string[], fractions: Record<SplitName, number>, seed: number, className: string): Record<SplitName, string[]> {
-  const shuffled = new Rng((Math.imul(seed >>> 0, 0x9e3779b1) ^ hashString(className)) >>> 0).shuffle([...paths].sort(byCodeUnit));
+  const shuffled = new Rng(mixSeed(seed, SEED_STREAM.datasetSplit, hashText(className))).shuffle([...paths].sort(byCodeUnit));
   const n = shuffled.length;
   const exact = SPLIT_NAMES.map((s) => n * fractions[s]);
   const counts = exact.map(Math.floor);

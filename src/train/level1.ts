@@ -15,6 +15,7 @@ import type { ModelConfig } from '../nn/config.ts';
 import { writeFileAtomic } from '../nn/files.ts';
 import { buildPatchNetwork, type TwoPartNetwork } from '../nn/networks.ts';
 import { stepLr } from '../nn/optim.ts';
+import { mixSeed, SEED_STREAM } from '../nn/random.ts';
 import { weightsToSafetensors } from '../nn/weights.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import type { DatasetImage } from './dataset.ts';
@@ -83,9 +84,7 @@ export interface EpochSummary {
 
 /** Per-step seed for dropout masks, distinct for every (seed, epoch, step). */
 export function stepSeed(seed: number, epoch: number, step: number): number {
-  let h = (seed ^ Math.imul(epoch + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77)) >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
-  return (h ^ (h >>> 15)) >>> 0;
+  return mixSeed(seed, SEED_STREAM.dropoutStep, epoch, step);
 }
 
 /** What the batch-size check of Level 1 runs: the patch network on [n, 3, p, p]. */

@@ -9,7 +9,7 @@ import { derivedSizes, type ModelConfig } from '../nn/config.ts';
 import { writeFileAtomic } from '../nn/files.ts';
 import { buildImageNetwork, type TwoPartNetwork } from '../nn/networks.ts';
 import { stepLr } from '../nn/optim.ts';
-import { Rng } from '../nn/random.ts';
+import { mixSeed, Rng, SEED_STREAM } from '../nn/random.ts';
 import { weightsToSafetensors } from '../nn/weights.ts';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { Replicated } from './data_parallel.ts';
@@ -26,7 +26,7 @@ import { predictBatch, scoreLogp, type StepResult } from './step.ts';
 /** Batches of indices 0..n−1, shuffled from (seed, epoch) when `shuffle`. */
 export function indexBatches(n: number, batchSize: number, seed: number, epoch: number, shuffle: boolean): number[][] {
   const order = Array.from({ length: n }, (_, i) => i);
-  if (shuffle) new Rng((seed ^ Math.imul(epoch + 1, 0x2545f491)) >>> 0).shuffle(order);
+  if (shuffle) new Rng(mixSeed(seed, SEED_STREAM.level2Order, epoch)).shuffle(order);
   const out: number[][] = [];
   for (let i = 0; i < n; i += batchSize) out.push(order.slice(i, i + batchSize));
   return out;

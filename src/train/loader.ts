@@ -23,8 +23,6 @@ import type { DatasetImage } from './dataset.ts';
 import { decodeImage, type DecodedImage, type MismatchPolicy } from './decode.ts';
 import { poolPlan, windowPlan, type PatchPlan } from './patch_plan.ts';
 
-export { mixSeed } from './patch_plan.ts';
-
 export interface DecodeSettings {
   /** Images of another size than config.imageSize: resized with a warning (default) or refused. */
   onMismatch?: MismatchPolicy;

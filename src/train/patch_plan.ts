@@ -15,20 +15,8 @@
  * Each patch position also carries its augmentation (dihedral variant and colour factors) when
  * augmenting, drawn in plan order from its own stream.
  */
-import { Rng } from '../nn/random.ts';
+import { mixSeed, Rng, SEED_STREAM } from '../nn/random.ts';
 import { drawAugmentation, drawHed } from './augment.ts';
-
-/** Mixes parts into one u32 (murmur3's finaliser after each part). */
-export function mixSeed(...parts: number[]): number {
-  let h = 0x243f6a88;
-  for (const part of parts) {
-    h = Math.imul(h ^ (part >>> 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
-}
 
 /** One epoch's patches in training order. */
 export interface PatchPlan {
@@ -58,7 +46,7 @@ export interface PlanOptions {
 function withHed(plan: PatchPlan, o: PlanOptions): PatchPlan {
   const strength = o.hedStrength ?? 0;
   if (!o.augment || strength <= 0) return plan;
-  const rng = new Rng(mixSeed(o.seed, o.epoch, 5));
+  const rng = new Rng(mixSeed(o.seed, SEED_STREAM.patchHed, o.epoch));
   const total = plan.image.length;
   const hed = new Float32Array(6 * total);
   for (let t = 0; t < total; t++) hed.set(drawHed(() => rng.next(), strength), 6 * t);
@@ -67,7 +55,7 @@ function withHed(plan: PatchPlan, o: PlanOptions): PatchPlan {
 
 function imageOrder(count: number, o: PlanOptions): number[] {
   const order = Array.from({ length: count }, (_, i) => i);
-  if (o.shuffle ?? true) new Rng(mixSeed(o.seed, o.epoch, 1)).shuffle(order);
+  if (o.shuffle ?? true) new Rng(mixSeed(o.seed, SEED_STREAM.patchImageOrder, o.epoch)).shuffle(order);
   return order;
 }
 
@@ -89,7 +77,7 @@ export function windowPlan(imageCount: number, patchesPerImage: number, groupIma
   for (let window = 0, at = 0; at < imageCount; window++, at += groupImages) {
     const refs: [number, number][] = [];
     for (const image of order.slice(at, at + groupImages)) for (let k = 0; k < patchesPerImage; k++) refs.push([image, k]);
-    const rng = new Rng(mixSeed(o.seed, o.epoch, 2, window));
+    const rng = new Rng(mixSeed(o.seed, SEED_STREAM.patchWindow, o.epoch, window));
     if (o.shuffle ?? true) rng.shuffle(refs);
     for (const [image, patch] of refs) {
       plan.image[t] = image;
@@ -113,8 +101,8 @@ export function poolPlan(imageCount: number, patchesPerImage: number, poolImages
   const order = imageOrder(imageCount, o);
   const total = imageCount * patchesPerImage;
   const plan = emptyPlan(total, o.augment);
-  const draw = new Rng(mixSeed(o.seed, o.epoch, 3));
-  const augmentRng = new Rng(mixSeed(o.seed, o.epoch, 4));
+  const draw = new Rng(mixSeed(o.seed, SEED_STREAM.patchPoolDraw, o.epoch));
+  const augmentRng = new Rng(mixSeed(o.seed, SEED_STREAM.patchAugment, o.epoch));
   // Slot s holds image slotImage[s] whose undrawn patches are undrawn[s·ppi, s·ppi + left[s]).
   const slots = Math.min(poolImages, imageCount);
   const slotImage = new Int32Array(slots);

@@ -13,7 +13,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { Rng } from '../nn/random.ts';
+import { mixSeed, Rng, SEED_STREAM } from '../nn/random.ts';
 import { Canvas } from './synth/canvas.ts';
 import { type Painter, PAINTERS } from './synth/painters.ts';
 import { clearWhiteSpace, normaliseMeanColour, sampleStain, stainToRgb } from './synth/stain.ts';
@@ -24,7 +24,7 @@ export type SynthClass = (typeof SYNTH_CLASSES)[number];
 const PAINTER_OF: Record<SynthClass, Painter> = PAINTERS;
 
 /** Bumped whenever the pixels a seed produces change. */
-export const SYNTH_VERSION = 1;
+export const SYNTH_VERSION = 2;
 
 export interface SynthOptions {
   out: string;
@@ -43,22 +43,9 @@ export interface SynthOptions {
 
 export type SynthSplit = 'train' | 'val' | 'test';
 
-/** Mixes integers into one 32-bit seed (splitmix-style finaliser per word). */
-export function mixSeed(...words: number[]): number {
-  let h = 0x811c9dc5;
-  for (const w of words) {
-    let z = (Math.floor(w) ^ Math.floor(w / 4294967296)) >>> 0;
-    h = Math.imul(h ^ z, 0x9e3779b1) >>> 0;
-    z = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    h = (z ^ (z >>> 16)) >>> 0;
-  }
-  return h;
-}
-
 /** The seed of image `index` of class `cls` in a dataset generated with `seed`. */
 export function synthImageSeed(seed: number, cls: number, index: number): number {
-  return mixSeed(seed, cls, index);
+  return mixSeed(seed, SEED_STREAM.synthImage, cls, index);
 }
 
 /**
@@ -70,13 +57,13 @@ export function renderSynthImage(cls: number, size: number, seed: number, stainV
   if (name === undefined) throw new Error(`renderSynthImage: class ${cls} is not one of 0..${SYNTH_CLASSES.length - 1}`);
   if (!Number.isInteger(size) || size < 16) throw new Error(`renderSynthImage: size ${size} must be an integer ≥ 16`);
   const u = size / 256;
-  const slide = new Rng(mixSeed(seed, 0x51de));
+  const slide = new Rng(mixSeed(seed, SEED_STREAM.synthSlide));
   const stain = sampleStain(slide, u);
   const canvas = new Canvas(size);
-  PAINTER_OF[name](canvas, new Rng(mixSeed(seed, 0x7155e, cls)), u);
+  PAINTER_OF[name](canvas, new Rng(mixSeed(seed, SEED_STREAM.synthPainter, cls)), u);
   clearWhiteSpace(canvas, slide, stain.whiteFraction, u);
   normaliseMeanColour(canvas, stain);
-  if (stainVariation !== 1) varyStain(canvas, new Rng(mixSeed(seed, 0x57a1)), stainVariation - 1);
+  if (stainVariation !== 1) varyStain(canvas, new Rng(mixSeed(seed, SEED_STREAM.synthStainVariation)), stainVariation - 1);
   return stainToRgb(canvas, stain, slide, u);
 }
 

@@ -4,11 +4,13 @@
  * project's lock pins the same dependency versions as ours), then
  *  - the tarball holds only the package (no tests, fixtures, runs, caches, demo build);
  *  - every entry point imports in Node, and a launcher runs with the WGSL shipped in the package;
+ *    lungpath/slide opens a test slide (the JS reader, jpeg-js) and reads a region;
  *  - a TypeScript file type-checks against the shipped .d.ts (and misuse is refused);
  *  - examples/classify-folder.mjs runs against the installed package;
  *  - a page importing the browser entry, lungpath/kernels and lungpath/nn is bundled by Vite with
  *    no configuration (no Node module may reach the bundle) and run in Chromium (WebGPU on
- *    SwiftShader): it must classify the example as example (a) did in Node, within 1e-4.
+ *    SwiftShader): it must classify the example as example (a) did in Node, within 1e-4, and read
+ *    the test slide's region through lungpath/slide's browser entry with the same bytes as Node.
  * Needs the npm cache that `npm ci` / `npm run setup` fills, and Chromium (as test/browser).
  */
 import { execFileSync } from 'node:child_process';
@@ -24,6 +26,7 @@ import { build, preview, type Rollup } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImagePrediction } from '../../src/nn/classify.ts';
 import { parseSafetensors } from '../../src/nn/safetensors.ts';
+import { writeTestSlide } from '../slide/make_slide.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const CHROMIUM = process.env.LUNGPATH_CHROMIUM ?? '/usr/bin/chromium';
@@ -34,6 +37,11 @@ const app = join(tmp, 'app');
 let tarball = '';
 let packedFiles: string[] = [];
 let exampleA: ImagePrediction | null = null;
+/** The test slide's region as lungpath/slide read it in Node: its size and a digest of its bytes. */
+let slideNode: { levels: number; width: number; height: number; digest: number } | null = null;
+const slidePath = join(tmp, 'slide.tiff');
+/** The region both Node and the page read: level 0, (200, 150), 300×200. */
+const REGION = [0, 200, 150, 300, 200] as const;
 
 function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): string {
   try {
@@ -79,18 +87,25 @@ describe('the npm package', () => {
     const outside = packedFiles.filter((f) => !/^(dist\/|wgsl\/|bin\/lungpath\.js$|README\.md$|CHANGELOG\.md$|package\.json$)/.test(f));
     expect(outside).toEqual([]);
     expect(packedFiles.filter((f) => /(^|\/)(test|fixtures|runs|\.cache|demo|test-artifacts)\//.test(f) || f.endsWith('.tgz'))).toEqual([]);
-    for (const entry of ['dist/index.js', 'dist/index.d.ts', 'dist/index.browser.js', 'dist/kernels/index.js', 'dist/kernels/index.node.js', 'dist/nn/index.js', 'dist/train/index.js', 'dist/cli.js', 'dist/kernels/wgsl_sources.js']) {
+    for (const entry of ['dist/index.js', 'dist/index.d.ts', 'dist/index.browser.js', 'dist/kernels/index.js', 'dist/kernels/index.node.js', 'dist/nn/index.js', 'dist/train/index.js', 'dist/slide/index.js', 'dist/slide/index.node.js', 'dist/cli.js', 'dist/kernels/wgsl_sources.js']) {
       expect(packedFiles, entry).toContain(entry);
     }
   });
 
-  it('every entry point imports in Node; a launcher runs on the WGSL shipped in the package', () => {
+  it('every entry point imports in Node; a launcher runs on the WGSL shipped in the package', async () => {
+    await writeTestSlide(slidePath, { width: 1024, height: 768, tileSize: 256, mpp: 0.5, format: 'tiff', regions: [{ className: 'ADC', polygons: [[[[100, 100], [900, 100], [900, 600], [100, 600]]]] }] });
     const out = run(process.execPath, ['--input-type=module', '-e', `
       import * as root from 'lungpath';
       import * as browser from 'lungpath/browser';
       import * as kernels from 'lungpath/kernels';
       import * as nn from 'lungpath/nn';
       import * as train from 'lungpath/train';
+      import * as slide from 'lungpath/slide';
+      const opened = await slide.openSlide(${JSON.stringify(slidePath)}, { reader: 'js', jpeg: 'js' });
+      const region = await opened.readRegion(${REGION.join(', ')});
+      opened.close();
+      let digest = 0;
+      for (const v of region.data) digest = (Math.imul(digest, 31) + v) >>> 0;
       const rt = await kernels.createNodeRuntime();
       const x = new Float32Array([-1, 2, -3, 4, 0.5]);
       const y = await rt.readF32(kernels.reluForward(rt, rt.upload(x), x.length), x.length);
@@ -101,14 +116,22 @@ describe('the npm package', () => {
         kernels: [typeof kernels.conv2dForward, typeof kernels.conv2dForwardRef, typeof kernels.Runtime, Object.keys(kernels.bundledShaderSources()).length],
         nn: [typeof nn.Tape, typeof nn.Conv2d, typeof nn.buildPatchNetwork, typeof nn.parseSafetensors],
         train: [typeof train.RunFolder, typeof train.readDataset, typeof train.evaluateRun],
+        slide: [typeof slide.openSlide, typeof slide.openJsSlide, typeof slide.cutTiles, typeof slide.detectTissue, typeof slide.parseAnnotations],
+        slideRead: { levels: opened.info.levels.length, width: region.width, height: region.height, digest },
         relu: Array.from(y),
       }));`], app);
-    expect(JSON.parse(out)).toEqual({
+    const result = JSON.parse(out) as { slideRead: typeof slideNode };
+    slideNode = result.slideRead;
+    expect(slideNode).toMatchObject({ width: REGION[3], height: REGION[4] });
+    expect(slideNode!.levels).toBeGreaterThan(1);
+    expect(result).toEqual({
       root: ['function', 'function', 'function'],
       browser: ['function', 'function', false],
       kernels: ['function', 'function', 'function', readFileSync(join(repo, 'dist/kernels/wgsl_sources.js'), 'utf8').match(/^ "[a-z0-9_]+": /gm)?.length],
       nn: ['function', 'function', 'function', 'function'],
       train: ['function', 'function', 'function'],
+      slide: ['function', 'function', 'function', 'function', 'function'],
+      slideRead: slideNode,
       relu: [0, 2, 0, 4, 0.5],
     });
   });
@@ -124,6 +147,13 @@ describe('the npm package', () => {
       import { conv2dForwardRef, createNodeRuntime, type Conv2dShape, type Runtime } from 'lungpath/kernels';
       import { Tape, Tensor, buildPatchNetwork, TINY_CONFIG, type ModelConfig } from 'lungpath/nn';
       import { RunFolder, accuracy } from 'lungpath/train';
+      import { openSlide, type Slide, type SlideInfo } from 'lungpath/slide';
+      export async function slideSize(path: string): Promise<[number, number]> {
+        const slide: Slide = await openSlide(path, { reader: 'js' });
+        const info: SlideInfo = slide.info;
+        slide.close();
+        return [info.width, info.height];
+      }
       export async function classify(dir: string, file: string): Promise<ImagePrediction> {
         const model: RunClassifier = await openRun(dir, { batchSize: 8 });
         try { return await model.classifyFile(file); } finally { model.close(); }
@@ -142,6 +172,8 @@ describe('the npm package', () => {
       export const acc: number = accuracy([0, 1], [0, 1]);
       // @ts-expect-error openRun takes a folder path
       openRun(42);
+      // @ts-expect-error the reader is 'auto', 'openslide' or 'js'
+      openSlide('a.svs', { reader: 'vips' });
       // @ts-expect-error a Conv2dShape needs every field
       export const bad: Conv2dShape = { n: 1 };
     `);
@@ -180,6 +212,7 @@ describe('the npm package', () => {
     mkdirSync(join(page, 'public/model'), { recursive: true });
     for (const f of ['level1.safetensors', 'level2.safetensors']) copyFileSync(join(modelDir, f), join(page, 'public/model', f));
     writeFileSync(join(page, 'public/example.rgb'), await sharp(example).removeAlpha().raw().toBuffer());
+    copyFileSync(slidePath, join(page, 'public/slide.tiff'));
     const outDir = join(page, 'dist');
     const warnings: string[] = [];
     const output = (await build({
@@ -194,6 +227,8 @@ describe('the npm package', () => {
     expect(warnings.filter((w) => /externalized|node:|sharp|koffi|webgpu/.test(w))).toEqual([]);
     expect(modules.filter((m) => /node_modules\/(sharp|koffi|webgpu|vega)|\/node:|__vite-browser-external/.test(m))).toEqual([]);
     expect(modules.some((m) => m.includes('node_modules/lungpath/dist/index.browser.js'))).toBe(true);
+    expect(modules.some((m) => m.includes('node_modules/lungpath/dist/slide/index.js'))).toBe(true);
+    expect(modules.filter((m) => /lungpath\/dist\/slide\/(index\.node|open|openslide|node_source|node_jpeg|cut)\.js/.test(m))).toEqual([]);
     expect(chunks.map((c) => c.code).join('\n')).toContain('fn '); // the WGSL travelled into the bundle
 
     const port = await new Promise<number>((done, fail) => {
@@ -212,8 +247,10 @@ describe('the npm package', () => {
       await tab.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout: 90_000 });
       const state = await tab.evaluate(() => document.body.dataset.state);
       expect(state, (await tab.locator('#out').textContent()) ?? '').toBe('done');
-      const r = (await tab.evaluate(() => (window as unknown as { packageCheck: unknown }).packageCheck)) as { adapter: string; relu: number[]; reluRef: number[]; level: string; prediction: ImagePrediction };
+      const r = (await tab.evaluate(() => (window as unknown as { packageCheck: unknown }).packageCheck)) as { adapter: string; relu: number[]; reluRef: number[]; level: string; prediction: ImagePrediction; slide: unknown };
       expect(r.relu).toEqual(r.reluRef);
+      expect(slideNode, 'the Node slide read ran first').not.toBeNull();
+      expect(r.slide).toEqual(slideNode);
       expect(r.level).toBe('level1');
       const node = exampleA as ImagePrediction;
       expect(r.prediction.class).toBe(node.class);

@@ -28,8 +28,11 @@ import { demoRun, mosaicClassAt, writeMosaicSlide, type MosaicSpec } from './mos
 const run = promisify(execFile);
 let dir: string;
 let runDir: string;
+// Seed 14: every painted cell is clearly tissue (≥ 36% by the mask). The generator's stain varies
+// per image, and some images are too pale for the saturation mask (seed 11 since the one seed
+// mixer: an SCLC cell at 0.1% tissue; 17: an SC cell at 0%), which this test is not about.
 const MAIN: MosaicSpec = {
-  cols: 6, rows: 6, cell: 256, mpp: 0.5, seed: 11,
+  cols: 6, rows: 6, cell: 256, mpp: 0.5, seed: 14,
   blocks: [
     { className: 'NORM', col: 0, row: 0, cols: 2, rows: 2 },
     { className: 'SCLC', col: 4, row: 0, cols: 2, rows: 2 },
