@@ -16,20 +16,18 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import sharp from 'sharp';
 import { build, preview, type Rollup } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImagePrediction } from '../../src/nn/classify.ts';
 import { parseSafetensors } from '../../src/nn/safetensors.ts';
 import { writeTestSlide } from '../slide/make_slide.ts';
+import { freePort, launchChromium } from '../helpers/chromium.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.LUNGPATH_CHROMIUM ?? '/usr/bin/chromium';
 const modelDir = join(repo, 'demo/public/model');
 const example = join(repo, 'demo/public/example.png');
 const tmp = mkdtempSync(join(tmpdir(), 'lungpath-package-'));
@@ -205,7 +203,6 @@ describe('the npm package', () => {
   });
 
   it('a page on the browser entry bundles with Vite (no Node modules) and classifies in Chromium as Node does', async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing (${CHROMIUM}): run \`npm run setup\``);
     expect(exampleA, 'example (a) ran first').not.toBeNull();
     const page = join(app, 'page');
     cpSync(join(repo, 'test/package/page'), page, { recursive: true });
@@ -231,16 +228,9 @@ describe('the npm package', () => {
     expect(modules.filter((m) => /lungpath\/dist\/slide\/(index\.node|open|openslide|node_source|node_jpeg|cut)\.js/.test(m))).toEqual([]);
     expect(chunks.map((c) => c.code).join('\n')).toContain('fn '); // the WGSL travelled into the bundle
 
-    const port = await new Promise<number>((done, fail) => {
-      const probe = createServer();
-      probe.once('error', fail);
-      probe.listen(0, '127.0.0.1', () => {
-        const { port: p } = probe.address() as { port: number };
-        probe.close(() => done(p));
-      });
-    });
+    const port = await freePort();
     const server = await preview({ root: page, configFile: false, logLevel: 'silent', build: { outDir }, preview: { host: '127.0.0.1', port, strictPort: true } });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--enable-unsafe-webgpu'] });
+    const browser = await launchChromium();
     try {
       const tab = await browser.newPage();
       await tab.goto(`http://127.0.0.1:${port}/`);
