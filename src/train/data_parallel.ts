@@ -10,6 +10,7 @@
  * replicas stay identical.
  */
 import type { Runtime } from '../kernels/runtime.ts';
+import type { StateEntry } from '../nn/modules.ts';
 import type { TwoPartNetwork } from '../nn/networks.ts';
 import { Adam } from '../nn/optim.ts';
 import { Parameter, Tensor } from '../nn/tensor.ts';
@@ -30,30 +31,25 @@ export function shardRows(n: number, parts: number): [number, number][] {
  */
 class Rendezvous<T, R> {
   private readonly values: T[] = [];
-  private readonly waiting: { resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
-  private failure: { error: unknown } | null = null;
+  private arrived = 0;
+  private settle!: { resolve: (r: Promise<R>) => void; reject: (e: unknown) => void };
+  private readonly result = new Promise<R>((resolve, reject) => (this.settle = { resolve, reject }));
 
   constructor(
     private readonly parts: number,
     private readonly combine: (values: T[]) => R | Promise<R>,
-  ) {}
+  ) {
+    this.result.catch(() => {}); // a failure is reported by the replica that threw
+  }
 
   arrive(k: number, value: T): Promise<R> {
-    if (this.failure) return Promise.reject(this.failure.error);
-    return new Promise<R>((resolve, reject) => {
-      this.values[k] = value;
-      this.waiting.push({ resolve, reject });
-      if (this.waiting.length < this.parts) return;
-      Promise.resolve()
-        .then(() => this.combine(this.values))
-        .then((r) => this.waiting.forEach((w) => w.resolve(r)), (e: unknown) => this.fail(e));
-    });
+    this.values[k] = value;
+    if (++this.arrived === this.parts) this.settle.resolve(Promise.resolve().then(() => this.combine(this.values)));
+    return this.result;
   }
 
   fail(error: unknown): void {
-    if (this.failure) return;
-    this.failure = { error };
-    this.waiting.forEach((w) => w.reject(error));
+    this.settle.reject(error);
   }
 }
 
@@ -87,15 +83,9 @@ export class Replicated {
 
   /** Copies replica 0's weights, buffers and Adam state to the others (after loading a checkpoint). */
   async broadcast(): Promise<void> {
-    const source = this.net.state();
+    await this.copyState(() => true);
     const moments = this.adam.stateTensors();
     for (let k = 1; k < this.replicas.length; k++) {
-      const target = (this.replicas[k] as TwoPartNetwork).state();
-      for (const [i, entry] of source.entries()) {
-        const t = target[i];
-        if (entry.tensor && t?.tensor) t.tensor.rt.write(t.tensor.buffer, await entry.tensor.read());
-        else if (entry.get && t?.set) t.set(entry.get());
-      }
       const adam = this.adams[k] as Adam;
       const values = new Map<string, Float32Array>();
       for (const m of moments) values.set(m.label, await m.read());
@@ -139,7 +129,7 @@ export class Replicated {
     const first = results[0] as StepResult;
     // Replicas without a shard (a batch of fewer rows than devices) received the gradients: same step.
     if (!first.skipped) this.adams.slice(shards.length).forEach((a) => a.update());
-    await this.syncBatchNormStats();
+    await this.copyState((e) => !(e.tensor instanceof Parameter)); // BatchNorm running statistics
     return { loss: first.loss, correct: results.reduce((c, r) => c + r.correct, 0), count: n, ...(first.skipped ? { skipped: first.skipped } : {}) };
   }
 
@@ -168,10 +158,11 @@ export class Replicated {
     }
   }
 
-  private async syncBatchNormStats(): Promise<void> {
-    const source = this.net.state().filter((e) => !(e.tensor instanceof Parameter));
+  /** Copies replica 0's state entries that pass `keep` (weights, buffers, counters) to the others. */
+  private async copyState(keep: (e: StateEntry) => boolean): Promise<void> {
+    const source = this.net.state().filter(keep);
     for (let k = 1; k < this.replicas.length; k++) {
-      const target = (this.replicas[k] as TwoPartNetwork).state().filter((e) => !(e.tensor instanceof Parameter));
+      const target = (this.replicas[k] as TwoPartNetwork).state().filter(keep);
       for (const [i, entry] of source.entries()) {
         const t = target[i];
         if (entry.tensor && t?.tensor) t.tensor.rt.write(t.tensor.buffer, await entry.tensor.read());
