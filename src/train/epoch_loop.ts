@@ -19,15 +19,15 @@ import { OutOfMemoryError } from '../kernels/pool.ts';
 import { DeviceLostError, type Runtime } from '../kernels/runtime.ts';
 import type { ModelConfig } from '../nn/config.ts';
 import { stepLr } from '../nn/optim.ts';
-import type { Tensor } from '../nn/tensor.ts';
 import { listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.ts';
 import type { Replicated } from './data_parallel.ts';
 import { describeNonFinite, NonFiniteError, NonFiniteWeightsError, skipLimit, TooManySkipsError, type NonFiniteReport } from './guard.ts';
 import type { EpochSummary, LevelOptions } from './level1.ts';
 import { checkBatchFits, outOfMemoryAdvice, type StepMemory, type StepProbe } from './memory.ts';
+import type { PatchBatch } from './loader.ts';
 import { EpochProgress } from './progress.ts';
 import type { RunFolder } from './run_folder.ts';
-import type { StepResult } from './step.ts';
+import { accumulate, type StepResult } from './step.ts';
 import { stopSignal } from './stop_signal.ts';
 
 /** Loss, correct and count summed over steps. */
@@ -71,11 +71,8 @@ export class EpochTally {
       if (this.skipped > this.limit) throw new TooManySkipsError(where, this.skipped, this.limit, r.skipped);
       return r.skipped;
     }
-    for (const s of [this.total, this.window]) {
-      s.loss += r.loss * r.count;
-      s.correct += r.correct;
-      s.count += r.count;
-    }
+    accumulate(this.total, r);
+    accumulate(this.window, r);
     return null;
   }
 
@@ -125,17 +122,8 @@ export function withCheckpointNote(e: unknown, dir: string, level: string, where
   return e;
 }
 
-/** Batch rows each device trains on. */
-export function shardSize(batchSize: number, devices: number): number {
-  return Math.ceil(batchSize / devices);
-}
-
 /** A training batch on device 0; the loop releases it after the step. */
-export interface TrainBatch {
-  x: Tensor;
-  labels: GPUBuffer;
-  labelsCpu: Uint32Array;
-}
+export type TrainBatch = Pick<PatchBatch, 'x' | 'labels' | 'labelsCpu'>;
 
 /** What one level's training does differently; `trainEpochs` does the rest. */
 export interface LevelPlan {
@@ -144,10 +132,8 @@ export interface LevelPlan {
   run: RunFolder;
   config: ModelConfig;
   o: LevelOptions;
-  /** The throwaway step at the real batch size that checks it fits (memory.ts). */
+  /** The throwaway step at the real batch size that checks it fits (memory.ts); its `units` name the progress bar's. */
   probe: StepProbe;
-  /** 'patches' or 'images', for the progress bar. */
-  unit: string;
   /** The dropout seed of step `step` of `epoch`. */
   stepSeed(epoch: number, step: number): number;
   /** The epoch's training batches from batch `first` on, and how many the whole epoch has. */
@@ -195,7 +181,7 @@ export async function trainEpochs(plan: LevelPlan): Promise<EpochSummary[]> {
   const summaries: EpochSummary[] = [];
   let measured: StepMemory | null = null;
   const heldBefore = rt.poolStats().inUseBytes;
-  if (startEpoch < o.epochs) measured = await checkBatchFits(rt, plan.probe, shardSize(o.batchSize, model.replicas.length));
+  if (startEpoch < o.epochs) measured = await checkBatchFits(rt, plan.probe, Math.ceil(o.batchSize / model.replicas.length)); // rows per device
   const save = (epoch: number, batch: number | null, extra: Record<string, unknown>) =>
     saveCheckpoint(run.checkpoints, file, net, adam, { epoch, ...(batch === null ? {} : { batch }), optimizerStep: adam.step, lr: adam.lr, rng: [], extra }, config);
   let where = name;
@@ -207,7 +193,7 @@ export async function trainEpochs(plan: LevelPlan): Promise<EpochSummary[]> {
       model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
       model.train();
       const { perEpoch, batches } = plan.batches(epoch, first);
-      const progress = new EpochProgress(`${label}/${o.epochs}`, perEpoch, plan.unit, o.quiet);
+      const progress = new EpochProgress(`${label}/${o.epochs}`, perEpoch, plan.probe.units, o.quiet);
       const limit = skipLimit(perEpoch, o.maxSkips);
       const tally = first > 0 ? EpochTally.restore(limit, savedTally) : new EpochTally(limit);
       let step = first;

@@ -23,7 +23,7 @@ import { PatchBatches } from './loader.ts';
 import { DEFAULT_POOL_BYTES, poolImagesFor } from './patch_plan.ts';
 import { recalibrateBatchNorm } from './bn_recalibrate.ts';
 import type { RunFolder } from './run_folder.ts';
-import { predictBatch, scoreLogp, type StepResult } from './step.ts';
+import { accumulate, predictBatch, scoreLogp, type StepResult } from './step.ts';
 
 export interface LevelOptions {
   epochs: number;
@@ -88,19 +88,13 @@ export function patchProbe(config: ModelConfig, residentImages = 16) {
   return { level: 'level 1', build: (r: Runtime) => buildPatchNetwork(r, config, 0), sampleShape: [3, config.patch.size, config.patch.size], unit: 'patch', units: 'patches', extraBytes: imageBytes(Math.max(16, residentImages), config.imageSize) };
 }
 
-function add(total: StepResult, r: StepResult): void {
-  total.loss += r.loss * r.count;
-  total.correct += r.correct;
-  total.count += r.count;
-}
-
 /** Patch-level loss and accuracy of `images` in eval mode (no augmentation). */
 export async function evaluatePatches(rt: Runtime, net: TwoPartNetwork, images: DatasetImage[], config: ModelConfig, options: Pick<LevelOptions, 'batchSize' | 'seed' | 'warn' | 'onMismatch'>): Promise<StepResult> {
   net.eval();
   const total: StepResult = { loss: 0, correct: 0, count: 0 };
   const batches = new PatchBatches(rt, images, config, { batchSize: options.batchSize, seed: options.seed, epoch: 0, augment: false, shuffle: false, warn: options.warn, onMismatch: options.onMismatch });
   for await (const batch of batches) {
-    add(total, scoreLogp(await predictBatch(net, batch.x), batch.labelsCpu));
+    accumulate(total, scoreLogp(await predictBatch(net, batch.x), batch.labelsCpu));
     batch.x.release();
     rt.release(batch.labels);
   }
@@ -123,7 +117,6 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
     config,
     o,
     probe: patchProbe(config, Math.min(train.length, poolImages)),
-    unit: 'patches',
     stepSeed: (epoch, step) => stepSeed(o.seed, epoch, step),
     beforeEpoch: (epoch) => o.checkData?.(`level 1 epoch ${epoch + 1}`),
     batches: (epoch, first) => {

@@ -15,7 +15,7 @@ import { trainEpochs, type TrainBatch } from './epoch_loop.ts';
 import { featureBatch, type FeatureSplit } from './features.ts';
 import { stepSeed, type EpochSummary, type LevelOptions } from './level1.ts';
 import type { RunFolder } from './run_folder.ts';
-import { predictBatch, scoreLogp, type StepResult } from './step.ts';
+import { accumulate, predictBatch, scoreLogp, type StepResult } from './step.ts';
 
 /** Batches of indices 0..n−1, shuffled from (seed, epoch) when `shuffle`. */
 export function indexBatches(n: number, batchSize: number, seed: number, epoch: number, shuffle: boolean): number[][] {
@@ -48,10 +48,7 @@ export async function evaluateImages(rt: Runtime, net: TwoPartNetwork, split: Fe
     const values = await predictBatch(net, batch.x);
     batch.x.release();
     rt.release(batch.labels);
-    const r = scoreLogp(values, batch.labelsCpu);
-    total.loss += r.loss * r.count;
-    total.correct += r.correct;
-    total.count += r.count;
+    accumulate(total, scoreLogp(values, batch.labelsCpu));
     for (let i = 0; i < indices.length; i++) logp.push(values.slice(i * classes, (i + 1) * classes));
   }
   return { loss: total.count ? total.loss / total.count : NaN, correct: total.correct, count: total.count, logp };
@@ -73,7 +70,6 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
     config,
     o,
     probe: imageProbe(config),
-    unit: 'images',
     stepSeed: (epoch, step) => stepSeed(o.seed + 1, epoch, step),
     batches: (epoch, first) => {
       const batches = indexBatches(train.count, o.batchSize, o.seed, epoch, true);

@@ -32,6 +32,13 @@ export interface GradientReduce {
   loss(shardLoss: number): Promise<number>;
 }
 
+/** Adds a batch's result to running sums: its mean loss weighted by its rows. */
+export function accumulate(total: Pick<StepResult, 'loss' | 'correct' | 'count'>, r: StepResult): void {
+  total.loss += r.loss * r.count;
+  total.correct += r.correct;
+  total.count += r.count;
+}
+
 /** Rows of a [n, classes] array. */
 export function rows(values: Float32Array, classes: number): Float32Array[] {
   return Array.from({ length: values.length / classes }, (_, i) => values.subarray(i * classes, (i + 1) * classes));
