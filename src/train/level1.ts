@@ -2,9 +2,10 @@
  * Level 1: the patch network trained on every patch of every training image (patch.size at
  * patch.stride), label = the image's label, with the original's augmentation. Adam, NLL, optional
  * StepLR, a log line every `logInterval` batches, validation and an atomic checkpoint after every
- * epoch (and every `checkpointEvery` batches inside one): the epoch loop of epoch_loop.ts. Batches are drawn near-iid from a pool
- * of resident images (patch_plan.ts); after each epoch, before validation and the checkpoint, the
- * BatchNorm statistics are recomputed exactly (bn_recalibrate.ts). Resumes from the newest valid
+ * epoch (and every `checkpointEvery` batches inside one): the epoch loop of epoch_loop.ts. Batches
+ * are drawn near-iid from a pool of resident images (patch_plan.ts); after each epoch's training
+ * steps, before validation and the checkpoint, the BatchNorm statistics are recomputed exactly
+ * (bn_recalibrate.ts: the loop's after-training step). Resumes from the newest valid
  * checkpoint, inside an epoch too: the batch order, augmentation and dropout seeds are pure functions of
  * (seed, epoch, step), so the loader skips the batches already trained and a resumed run ends
  * with the same weights. Before training, one step checks that the batch fits on the GPU (memory.ts).
