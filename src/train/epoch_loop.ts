@@ -85,16 +85,6 @@ export class EpochTally {
   }
 }
 
-/** The metrics record and warning text of a skipped batch. */
-export function skipRecord(level: number, epoch: number, batch: number, report: NonFiniteReport, tally: EpochTally): Record<string, unknown> {
-  return { level, kind: 'skip', epoch, batch, reason: describeNonFinite(report), skippedThisEpoch: tally.skipped };
-}
-
-/** True after `step` batches when a checkpoint inside the epoch is due (not at its end: that one is taken anyway). */
-export function checkpointDue(step: number, every: number, batchesPerEpoch: number): boolean {
-  return every > 0 && step % every === 0 && step < batchesPerEpoch;
-}
-
 /** The newest checkpoint of `level` that reads back and verifies, or null. */
 function lastGoodCheckpoint(dir: string, level: string): string | null {
   for (const name of listCheckpoints(dir, level).reverse()) {
@@ -205,8 +195,9 @@ export async function trainEpochs(plan: LevelPlan): Promise<EpochSummary[]> {
         step++;
         const skipped = tally.add(r, where);
         if (skipped) {
-          run.logMetric(skipRecord(level, epoch + 1, step, skipped, tally));
-          o.warn(`${where}: skipped (${tally.skipped} this epoch, at most ${limit}): ${describeNonFinite(skipped)}`);
+          const reason = describeNonFinite(skipped);
+          run.logMetric({ level, kind: 'skip', epoch: epoch + 1, batch: step, reason, skippedThisEpoch: tally.skipped });
+          o.warn(`${where}: skipped (${tally.skipped} this epoch, at most ${limit}): ${reason}`);
         }
         const { total, window } = tally;
         progress.update(step, r.count, { loss: total.loss / total.count, accuracy: total.correct / total.count });
@@ -216,7 +207,8 @@ export async function trainEpochs(plan: LevelPlan): Promise<EpochSummary[]> {
           progress.log(`${label} batch ${step}: loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(1)}%`);
           tally.resetWindow();
         }
-        if (checkpointDue(step, o.checkpointEvery, perEpoch) || stopSignal.requested) {
+        // Every `checkpointEvery` batches inside the epoch (its end has its own), or at a stop signal.
+        if ((o.checkpointEvery > 0 && step % o.checkpointEvery === 0 && step < perEpoch) || stopSignal.requested) {
           where = `a checkpoint after ${where}`;
           const saved = await save(epoch, step, { tally: tally.toJSON(), ...plan.checkpointExtra?.() });
           stopSignal.stopIfRequested(saved, `${label} batch ${step}`);
