@@ -2,34 +2,30 @@
  * Level 1: the patch network trained on every patch of every training image (patch.size at
  * patch.stride), label = the image's label, with the original's augmentation. Adam, NLL, optional
  * StepLR, a log line every `logInterval` batches, validation and an atomic checkpoint after every
- * epoch (and every `checkpointEvery` batches inside one). Batches are drawn near-iid from a pool
- * of resident images (patch_plan.ts); after each epoch, before validation and the checkpoint, the
- * BatchNorm statistics are recomputed exactly (bn_recalibrate.ts). Resumes from the newest valid
+ * epoch (and every `checkpointEvery` batches inside one): the epoch loop of epoch_loop.ts. Batches
+ * are drawn near-iid from a pool of resident images (patch_plan.ts); after each epoch's training
+ * steps, before validation and the checkpoint, the BatchNorm statistics are recomputed exactly
+ * (bn_recalibrate.ts: the loop's after-training step). Resumes from the newest valid
  * checkpoint, inside an epoch too: the batch order, augmentation and dropout seeds are pure functions of
  * (seed, epoch, step), so the loader skips the batches already trained and a resumed run ends
  * with the same weights. Before training, one step checks that the batch fits on the GPU (memory.ts).
  */
-import { OutOfMemoryError } from '../kernels/pool.ts';
 import type { Runtime } from '../kernels/runtime.ts';
 import type { ModelConfig } from '../nn/config.ts';
 import { writeFileAtomic } from '../nn/files.ts';
 import { buildPatchNetwork, type TwoPartNetwork } from '../nn/networks.ts';
-import { stepLr } from '../nn/optim.ts';
 import { mixSeed, SEED_STREAM } from '../nn/random.ts';
 import { weightsToSafetensors } from '../nn/weights.ts';
-import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import type { DatasetImage } from './dataset.ts';
 import { Replicated } from './data_parallel.ts';
-import { checkpointDue, EpochTally, skipRecord, withCheckpointNote } from './epoch_loop.ts';
-import { describeNonFinite, skipLimit, type NonFinitePolicy } from './guard.ts';
-import { checkBatchFits, imageBytes, outOfMemoryAdvice, type StepMemory } from './memory.ts';
+import { trainEpochs } from './epoch_loop.ts';
+import type { NonFinitePolicy } from './guard.ts';
+import { imageBytes } from './memory.ts';
 import { PatchBatches } from './loader.ts';
-import { stopSignal } from './stop_signal.ts';
 import { DEFAULT_POOL_BYTES, poolImagesFor } from './patch_plan.ts';
 import { recalibrateBatchNorm } from './bn_recalibrate.ts';
-import { EpochProgress } from './progress.ts';
 import type { RunFolder } from './run_folder.ts';
-import { predictBatch, scoreLogp, type StepResult } from './step.ts';
+import { accumulate, predictBatch, scoreLogp, type StepResult } from './step.ts';
 
 export interface LevelOptions {
   epochs: number;
@@ -92,24 +88,13 @@ export function patchProbe(config: ModelConfig, residentImages = 16) {
   return { level: 'level 1', build: (r: Runtime) => buildPatchNetwork(r, config, 0), sampleShape: [3, config.patch.size, config.patch.size], unit: 'patch', units: 'patches', extraBytes: imageBytes(Math.max(16, residentImages), config.imageSize) };
 }
 
-/** Batch rows each device trains on. */
-export function shardSize(batchSize: number, devices: number): number {
-  return Math.ceil(batchSize / devices);
-}
-
-function add(total: StepResult, r: StepResult): void {
-  total.loss += r.loss * r.count;
-  total.correct += r.correct;
-  total.count += r.count;
-}
-
 /** Patch-level loss and accuracy of `images` in eval mode (no augmentation). */
 export async function evaluatePatches(rt: Runtime, net: TwoPartNetwork, images: DatasetImage[], config: ModelConfig, options: Pick<LevelOptions, 'batchSize' | 'seed' | 'warn' | 'onMismatch'>): Promise<StepResult> {
   net.eval();
   const total: StepResult = { loss: 0, correct: 0, count: 0 };
   const batches = new PatchBatches(rt, images, config, { batchSize: options.batchSize, seed: options.seed, epoch: 0, augment: false, shuffle: false, warn: options.warn, onMismatch: options.onMismatch });
   for await (const batch of batches) {
-    add(total, scoreLogp(await predictBatch(net, batch.x), batch.labelsCpu));
+    accumulate(total, scoreLogp(await predictBatch(net, batch.x), batch.labelsCpu));
     batch.x.release();
     rt.release(batch.labels);
   }
@@ -123,93 +108,36 @@ export async function evaluatePatches(rt: Runtime, net: TwoPartNetwork, images: 
 export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: DatasetImage[], val: DatasetImage[], o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[] }> {
   const rt = rts[0] as Runtime;
   const model = new Replicated(rts, rts.map((r) => buildPatchNetwork(r, config, o.seed)), o.lr);
-  const { net, adam } = model;
-  let startEpoch = 0;
-  let startBatch = 0;
-  let savedTally: unknown;
-  if (o.resume) {
-    const state = loadLatestCheckpoint(run.checkpoints, 'level1', net, adam, o.warn);
-    if (state) {
-      await model.broadcast();
-      startEpoch = state.epoch;
-      startBatch = state.batch ?? 0;
-      savedTally = state.extra.tally;
-      if (!o.quiet) console.log(`level 1: resuming after epoch ${state.epoch}${startBatch ? ` and ${startBatch} batches of epoch ${state.epoch + 1}` : ''} (optimizer step ${state.optimizerStep})`);
-    }
-  }
-  const summaries: EpochSummary[] = [];
-  let measured: StepMemory | null = null;
-  const heldBefore = rt.poolStats().inUseBytes;
-  if (startEpoch < o.epochs) measured = await checkBatchFits(rt, patchProbe(config, Math.min(train.length, level1PoolImages(o, config, rt.maxMemoryBytes))), shardSize(o.batchSize, rts.length));
-  let where = 'level 1';
-  try {
-    for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-      const first = epoch === startEpoch ? startBatch : 0;
-      o.checkData?.(`level 1 epoch ${epoch + 1}`);
-      model.lr = o.stepLr ? stepLr(o.lr, epoch, o.stepLr.step, o.stepLr.gamma) : o.lr;
-      model.train();
-      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first, poolImages: level1PoolImages(o, config, rt.maxMemoryBytes), hedStrength: o.hedStrength ?? 0, colourAugment: o.colourAugment ?? true });
-      const progress = new EpochProgress(`level 1 epoch ${epoch + 1}/${o.epochs}`, batches.batchesPerEpoch, 'patches', o.quiet);
-      const limit = skipLimit(batches.batchesPerEpoch, o.maxSkips);
-      const tally = first > 0 ? EpochTally.restore(limit, savedTally) : new EpochTally(limit);
-      let step = first;
-      for await (const batch of batches) {
-        where = `level 1 epoch ${epoch + 1} batch ${step + 1}`;
-        const r = await model.step(batch.x, batch.labels, batch.labelsCpu, stepSeed(o.seed, epoch, step), where, o.onNonFinite);
-        batch.x.release();
-        rt.release(batch.labels);
-        step++;
-        const skipped = tally.add(r, where);
-        if (skipped) {
-          run.logMetric(skipRecord(1, epoch + 1, step, skipped, tally));
-          o.warn(`${where}: skipped (${tally.skipped} this epoch, at most ${limit}): ${describeNonFinite(skipped)}`);
+  const { net } = model;
+  const poolImages = level1PoolImages(o, config, rt.maxMemoryBytes);
+  const epochs = await trainEpochs({
+    level: 1,
+    model,
+    run,
+    config,
+    o,
+    probe: patchProbe(config, Math.min(train.length, poolImages)),
+    stepSeed: (epoch, step) => stepSeed(o.seed, epoch, step),
+    beforeEpoch: (epoch) => o.checkData?.(`level 1 epoch ${epoch + 1}`),
+    batches: (epoch, first) => {
+      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first, poolImages, hedStrength: o.hedStrength ?? 0, colourAugment: o.colourAugment ?? true });
+      return { perEpoch: batches.batchesPerEpoch, batches };
+    },
+    afterTraining: o.bnRecalibrate
+      ? {
+          what: 'BatchNorm recalibration',
+          run: async (epoch) => {
+            // At the training batch size: the batch-fits check (memory.ts) and the kernel table
+            // (kernels.ts) cover it, and deeper layers see the batch normalisation training gave them.
+            const used = await recalibrateBatchNorm(rt, net, train, config, { patches: o.bnRecalibrate ?? 0, batchSize: o.batchSize, poolImages: level1PoolImages({}, config, rt.maxMemoryBytes), seed: o.seed, epoch, warn: o.warn, onMismatch: o.onMismatch });
+            if (rts.length > 1) await model.broadcast();
+            if (!o.quiet) console.log(`level 1 epoch ${epoch + 1}: BatchNorm statistics recomputed from ${used} training patches`);
+          },
         }
-        const { total, window } = tally;
-        progress.update(step, r.count, { loss: total.loss / total.count, accuracy: total.correct / total.count });
-        if (step % o.logInterval === 0) {
-          const record = { level: 1, epoch: epoch + 1, batch: step, loss: window.loss / window.count, accuracy: window.correct / window.count, lr: adam.lr };
-          run.logMetric(record);
-          progress.log(`level 1 epoch ${epoch + 1} batch ${step}: loss ${record.loss.toFixed(4)} acc ${(100 * record.accuracy).toFixed(1)}%`);
-          tally.resetWindow();
-        }
-        if (checkpointDue(step, o.checkpointEvery, batches.batchesPerEpoch) || stopSignal.requested) {
-          where = `a checkpoint after ${where}`;
-          const saved = await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch, batch: step, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { tally: tally.toJSON() } }, config);
-          stopSignal.stopIfRequested(saved, `level 1 epoch ${epoch + 1} batch ${step}`);
-        }
-      }
-      progress.stop();
-      if (o.bnRecalibrate) {
-        where = `level 1 epoch ${epoch + 1} BatchNorm recalibration`;
-        // At the training batch size: the batch-fits check (memory.ts) and the kernel table
-        // (kernels.ts) cover it, and deeper layers see the batch normalisation training gave them.
-        const used = await recalibrateBatchNorm(rt, net, train, config, { patches: o.bnRecalibrate, batchSize: o.batchSize, poolImages: level1PoolImages({}, config, rt.maxMemoryBytes), seed: o.seed, epoch, warn: o.warn, onMismatch: o.onMismatch });
-        if (rts.length > 1) await model.broadcast();
-        if (!o.quiet) console.log(`level 1 epoch ${epoch + 1}: BatchNorm statistics recomputed from ${used} training patches`);
-      }
-      where = `level 1 epoch ${epoch + 1} validation`;
-      const v = await evaluatePatches(rt, net, val, config, o);
-      const { total } = tally;
-      const summary: EpochSummary = {
-        epoch: epoch + 1,
-        trainLoss: total.loss / total.count,
-        trainAccuracy: total.correct / total.count,
-        valLoss: v.loss,
-        valAccuracy: v.correct / v.count,
-      };
-      summaries.push(summary);
-      run.logMetric({ level: 1, kind: 'epoch', ...summary, lr: adam.lr, skipped: tally.skipped });
-      if (!o.quiet) {
-        console.log(`level 1 epoch ${summary.epoch}: train loss ${summary.trainLoss.toFixed(4)} acc ${(100 * summary.trainAccuracy).toFixed(1)}% | validation loss ${summary.valLoss.toFixed(4)} acc ${(100 * summary.valAccuracy).toFixed(1)}%${tally.skipped ? ` | ${tally.skipped} batches skipped` : ''}`);
-      }
-      where = `the checkpoint of level 1 epoch ${epoch + 1}`;
-      await saveCheckpoint(run.checkpoints, 'level1', net, adam, { epoch: epoch + 1, optimizerStep: adam.step, lr: adam.lr, rng: [], extra: { ...summary, skipped: tally.skipped } }, config);
-    }
-  } catch (e) {
-    if (e instanceof OutOfMemoryError) e.message += outOfMemoryAdvice(e, measured, heldBefore);
-    throw withCheckpointNote(e, run.checkpoints, 'level1', where);
-  }
+      : undefined,
+    validate: () => evaluatePatches(rt, net, val, config, o),
+  });
   writeFileAtomic(run.level1Weights, await weightsToSafetensors(net, { config: JSON.stringify(config), level: 'level1' }));
   model.destroy();
-  return { net, epochs: summaries };
+  return { net, epochs };
 }

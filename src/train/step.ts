@@ -1,7 +1,8 @@
 /**
- * One optimisation step and one evaluation pass, shared by both levels: forward under a tape,
- * log_softmax + NLL, backward, the non-finite guard (guard.ts), Adam. The step reads back only the
- * loss and log-probabilities of its batch and one flag word per parameter (a few hundred bytes).
+ * One optimisation step and one evaluation pass, shared by both levels and by every device of a
+ * data-parallel step: forward under a tape, log_softmax + NLL, backward, (with several devices) the
+ * gradient reduction, the non-finite guard (guard.ts), Adam. The step reads back only the loss and
+ * log-probabilities of its batch and one flag word per parameter (a few hundred bytes).
  */
 import type { TwoPartNetwork } from '../nn/networks.ts';
 import { logSoftmax, logSoftmaxNllLoss } from '../nn/ops.ts';
@@ -19,6 +20,25 @@ export interface StepResult {
   skipped?: NonFiniteReport;
 }
 
+/**
+ * How one replica of a data-parallel step (data_parallel.ts) joins the others: its shard's loss is
+ * scaled by `share` (n_k / n), and after backward `gradients` makes every replica's `.grad` the sum
+ * over replicas; after the read-back `loss` turns the shard's mean loss into the whole batch's.
+ * Both are collective: every replica must call them, and they resolve to the same result on each.
+ */
+export interface GradientReduce {
+  share: number;
+  gradients(): Promise<void>;
+  loss(shardLoss: number): Promise<number>;
+}
+
+/** Adds a batch's result to running sums: its mean loss weighted by its rows. */
+export function accumulate(total: Pick<StepResult, 'loss' | 'correct' | 'count'>, r: StepResult): void {
+  total.loss += r.loss * r.count;
+  total.correct += r.correct;
+  total.count += r.count;
+}
+
 /** Rows of a [n, classes] array. */
 export function rows(values: Float32Array, classes: number): Float32Array[] {
   return Array.from({ length: values.length / classes }, (_, i) => values.subarray(i * classes, (i + 1) * classes));
@@ -32,15 +52,18 @@ function countCorrect(logp: Float32Array, labels: ArrayLike<number>, classes: nu
  * Forward, backward and Adam on one batch. `seed` drives this step's dropout masks. A NaN or Inf in
  * the loss or a gradient throws a NonFiniteError (policy 'stop') or skips the batch ('skip'); either
  * way Adam does not step and, when skipping, the BatchNorm running statistics are put back.
+ * With `reduce`, `x` is this replica's shard; the returned loss is the whole batch's, `correct`
+ * and `count` the shard's.
  */
-export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labels: GPUBuffer, labelsCpu: ArrayLike<number>, seed: number, where: string, onNonFinite: NonFinitePolicy = 'stop'): Promise<StepResult> {
+export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labels: GPUBuffer, labelsCpu: ArrayLike<number>, seed: number, where: string, onNonFinite: NonFinitePolicy = 'stop', reduce?: GradientReduce): Promise<StepResult> {
   adam.zeroGrad();
   const snapshot = onNonFinite === 'skip' ? new BufferSnapshot(x.rt, net) : null;
   const tape = new Tape();
   const logits = net.forward(x, { tape, seed });
   const { logp, loss } = logSoftmaxNllLoss(logits, labels, tape);
   logits.release();
-  tape.backward(loss);
+  tape.backward(loss, reduce?.share);
+  if (reduce) await reduce.gradients();
   const params = withGradients(net);
   const flags = gradientFlags(x.rt, params);
   const [lossBytes, logpBytes, flagBytes] = await x.rt.readMany([{ buffer: loss.buffer, bytes: 4 }, { buffer: logp.buffer, bytes: logp.size * 4 }, { buffer: flags, bytes: params.length * 4 }]);
@@ -48,7 +71,7 @@ export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labe
   loss.release();
   logp.release();
   x.rt.release(flags);
-  const value = lossValue[0] as number;
+  const value = reduce ? await reduce.loss(lossValue[0] as number) : (lossValue[0] as number);
   const count = labelsCpu.length;
   const bad = nonFiniteReport(value, flagValues, params);
   if (bad) {
