@@ -61,6 +61,11 @@ export interface SoakSample {
   poolHighWaterMiB: number;
   poolAllocatedMiB: number;
   buffersCreated: number;
+  /** Pipelines and cached bind groups the runtime holds (Runtime.heldObjects). */
+  pipelines: number;
+  bindGroups: number;
+  /** Listeners on process for SIGINT, SIGTERM and exit (a train() that leaves one behind leaks it). */
+  listeners: number;
   rssMiB: number;
   heapMiB: number;
   stepMs: number | null;
@@ -151,6 +156,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
       const batches = level1Batches(metrics, 0).length;
       const cpuMs = (cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000;
       const stats = runtime.poolStats();
+      const held = runtime.heldObjects();
       runtime.pool.resetHighWater();
       const mem = process.memoryUsage();
       const s: SoakSample = {
@@ -161,6 +167,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
         poolHighWaterMiB: round1(stats.highWaterBytes / MiB),
         poolAllocatedMiB: round1(stats.allocatedBytes / MiB),
         buffersCreated: stats.created,
+        pipelines: held.pipelines,
+        bindGroups: held.bindGroups,
+        listeners: ['SIGINT', 'SIGTERM', 'exit'].reduce((a, name) => a + process.listenerCount(name), 0),
         rssMiB: round1(mem.rss / MiB),
         heapMiB: round1(mem.heapUsed / MiB),
         stepMs: medianStepMs(level1Batches(metrics, lastSample)),
@@ -208,6 +217,10 @@ function summarise(o: SoakOptions, samples: SoakSample[], out: string, rounds: n
   } else {
     check('pool bytes held, largest after warm-up', max(after.map((s) => s.poolAllocatedMiB)), max(warm.map((s) => s.poolAllocatedMiB)) * 1.05, ' MiB');
     check('pool high-water mark, largest after warm-up', max(after.map((s) => s.poolHighWaterMiB)), max(warm.map((s) => s.poolHighWaterMiB)) * 1.05, ' MiB');
+    // No new GPU objects and no listener left behind once every phase has run: a per-round leak of them fails here at once.
+    check('pool buffers created, largest after warm-up', max(after.map((s) => s.buffersCreated)), max(warm.map((s) => s.buffersCreated)), '');
+    check('pipelines, largest after warm-up', max(after.map((s) => s.pipelines)), max(warm.map((s) => s.pipelines)), '');
+    check('process listeners (SIGINT, SIGTERM, exit), largest after warm-up', max(after.map((s) => s.listeners)), max(warm.map((s) => s.listeners)), '');
     const warmRss = max(warm.map((s) => s.rssMiB));
     check('RSS, largest after warm-up', max(after.map((s) => s.rssMiB)), warmRss * 1.2 + (o.rssSlackMiB ?? 64), ' MiB');
     const corrected = after.filter((s) => s.cpuMsPerBatch !== null).map((s) => s.cpuMsPerBatch as number);
