@@ -10,8 +10,8 @@
  * and the same rounds under jemalloc, or with `malloc_trim(0)` after each, were flat).
  * `malloc_trim(0)` returns the free pages of every arena; it takes a few milliseconds.
  *
- * Linux with glibc only, through koffi (already a dependency, for OpenSlide); elsewhere, or when
- * koffi cannot load, it does nothing.
+ * Linux with glibc only, through koffi (already a dependency, for OpenSlide); elsewhere, when koffi
+ * cannot load, or with LUNGPATH_MALLOC_TRIM=0 in the environment (to measure without it), it does nothing.
  */
 import { createRequire } from 'node:module';
 
@@ -22,13 +22,13 @@ let trim: Trim | null | undefined;
 function glibcTrim(): Trim | null {
   if (trim !== undefined) return trim;
   trim = null;
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  if (process.platform !== 'linux' || !header?.glibcVersionRuntime) return trim;
+  if (process.platform !== 'linux' || process.env.LUNGPATH_MALLOC_TRIM === '0') return trim;
   try {
+    // glibc's soname; musl has neither it nor malloc_trim, and the lookup throws.
     const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
     trim = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as unknown as Trim;
   } catch {
-    trim = null; // no koffi build for this platform: the process keeps glibc's default behaviour
+    trim = null; // not glibc, or no koffi build for this platform: the allocator keeps its default behaviour
   }
   return trim;
 }

@@ -15,7 +15,7 @@
  * does nothing (the floor). Run under different allocators to separate leaks from fragmentation,
  * e.g. `MALLOC_ARENA_MAX=2` or `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -59,6 +59,9 @@ export interface RoundRecord {
   /** glibc malloc: bytes in use and bytes free but kept (mallinfo2; main arena and the others). */
   mallocInUseMiB: number;
   mallocFreeMiB: number;
+  /** RSS split as /proc/self/status does: anonymous pages, and pages of mapped files (libraries included). */
+  rssAnonMiB: number;
+  rssFileMiB: number;
 }
 
 /** Counts what is created on `device` (wrapping its create* methods) and buffers destroyed. */
@@ -108,6 +111,18 @@ function mallocTrim(): void {
     trimFn = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
   }
   trimFn(0);
+}
+
+/** RssAnon and RssFile of /proc/self/status in MiB (0 where there is no /proc). */
+function procRss(): { rssAnonMiB: number; rssFileMiB: number } {
+  let status = '';
+  try {
+    status = readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return { rssAnonMiB: 0, rssFileMiB: 0 };
+  }
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return { rssAnonMiB: r1(kib('RssAnon') / 1024), rssFileMiB: r1(kib('RssFile') / 1024) };
 }
 
 function listeners(): number {
@@ -204,7 +219,7 @@ export async function runRounds(o: RoundsOptions): Promise<RoundRecord[]> {
       } else throw new Error(`--phase ${o.phase}: train, level1, evaluate, features, plots or idle`);
     }
     const records: RoundRecord[] = [];
-    o.log('round     s   rss  heapU  heapT    ext   arrB  poolMiB poolBuf pipes lay  bgs stg stgMiB liveBuf lis mallocUse mallocFree created-in-round');
+    o.log('round     s   rss  heapU  heapT    ext   arrB  poolMiB poolBuf pipes lay  bgs stg stgMiB liveBuf lis mallocUse mallocFree anon file created-in-round');
     const t0 = Date.now();
     for (let round = 0; round <= o.rounds; round++) {
       const before = { ...counts.created };
@@ -238,6 +253,7 @@ export async function runRounds(o: RoundsOptions): Promise<RoundRecord[]> {
         created,
         liveBuffers: counts.live(),
         listeners: listeners(),
+        ...procRss(),
         ...(({ inUseMiB, freeMiB }) => ({ mallocInUseMiB: inUseMiB, mallocFreeMiB: freeMiB }))(mallocInfo()),
       };
       records.push(rec);
@@ -254,7 +270,7 @@ export async function runRounds(o: RoundsOptions): Promise<RoundRecord[]> {
 function formatRecord(r: RoundRecord): string {
   const n = (x: number, w: number) => (Number.isInteger(x) ? String(x) : x.toFixed(1)).padStart(w);
   const created = Object.entries(r.created).map(([k, v]) => `${k}:${v}`).join(' ');
-  return [n(r.round, 5), n(r.seconds, 5), n(r.rssMiB, 5), n(r.heapUsedMiB, 6), n(r.heapTotalMiB, 6), n(r.externalMiB, 6), n(r.arrayBuffersMiB, 6), n(r.poolHeldMiB, 8), n(r.poolBuffersCreated, 7), n(r.pipelines, 5), n(r.layouts, 3), n(r.bindGroupsCached, 4), n(r.stagingCreated, 3), n(r.stagingFreeMiB, 6), n(r.liveBuffers, 7), n(r.listeners, 3), n(r.mallocInUseMiB, 9), n(r.mallocFreeMiB, 10), created].join(' ');
+  return [n(r.round, 5), n(r.seconds, 5), n(r.rssMiB, 5), n(r.heapUsedMiB, 6), n(r.heapTotalMiB, 6), n(r.externalMiB, 6), n(r.arrayBuffersMiB, 6), n(r.poolHeldMiB, 8), n(r.poolBuffersCreated, 7), n(r.pipelines, 5), n(r.layouts, 3), n(r.bindGroupsCached, 4), n(r.stagingCreated, 3), n(r.stagingFreeMiB, 6), n(r.liveBuffers, 7), n(r.listeners, 3), n(r.mallocInUseMiB, 9), n(r.mallocFreeMiB, 10), n(r.rssAnonMiB, 6), n(r.rssFileMiB, 5), created].join(' ');
 }
 
 /** Least-squares slope of `ys` per round. */
@@ -282,7 +298,7 @@ async function main(argv: string[]): Promise<void> {
   const snapshots = flag(argv, 'snapshots', '');
   const records = await runRounds({ phase: flag(argv, 'phase', 'train'), rounds: Number(flag(argv, 'rounds', '30')), preset, snapshots: snapshots || undefined, trim: argv.includes('--trim'), log: (l) => console.log(l) });
   const half = records.slice(Math.floor(records.length / 2));
-  const keys = ['rssMiB', 'heapUsedMiB', 'externalMiB', 'arrayBuffersMiB', 'mallocInUseMiB', 'mallocFreeMiB'] as const;
+  const keys = ['rssMiB', 'heapUsedMiB', 'externalMiB', 'arrayBuffersMiB', 'mallocInUseMiB', 'mallocFreeMiB', 'rssAnonMiB', 'rssFileMiB'] as const;
   console.log(`slopes per round over the second half: ${keys.map((k) => `${k} ${slopePerRound(half.map((r) => r[k])).toFixed(2)}`).join(', ')}`);
   const outFile = flag(argv, 'out', '');
   if (outFile) writeFileSync(outFile, JSON.stringify(records, null, 2));
