@@ -6,9 +6,10 @@
  * libuv's pool for sharp and the file system, Dawn's) and keeps what those threads free, so the RSS
  * of a process that trains round after round rose by ~2 MiB per `train()` call with nothing leaked:
  * the JS heap, the ArrayBuffers, the GPU objects the runtime holds and the bytes malloc has in use
- * stayed flat while the bytes malloc held free grew (issue 16; test/soak/rss_rounds.ts measures it,
- * and the same rounds under jemalloc, or with `malloc_trim(0)` after each, were flat).
- * `malloc_trim(0)` returns the free pages of every arena; it takes a few milliseconds.
+ * stayed flat while the bytes malloc held free grew (issue 16; test/soak/rss_rounds.ts measures it;
+ * under jemalloc the same rounds were flat). `malloc_trim(0)` returns the whole free pages of every
+ * arena (well under a millisecond; loading koffi the first time, ~0.4 s under load): RSS 60–90 MiB
+ * lower, but the slow rise (~3 MiB a round) remains — free memory among live blocks it cannot return.
  *
  * Linux with glibc only, through koffi (already a dependency, for OpenSlide); elsewhere, when koffi
  * cannot load, or with LUNGPATH_MALLOC_TRIM=0 in the environment (to measure without it), it does nothing.
