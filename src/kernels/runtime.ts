@@ -338,6 +338,15 @@ export class Runtime {
     }
   }
 
+  /**
+   * GPU objects this runtime keeps: compiled pipelines, bind-group layouts, cached bind groups (at
+   * most BIND_GROUP_CACHE_SIZE), and the free staging bytes. A loop that keeps adding to the first
+   * two is leaking (test/soak/ checks them round after round).
+   */
+  heldObjects(): { pipelines: number; layouts: number; bindGroups: number; stagingFreeBytes: number } {
+    return { pipelines: this.pipelines.size, layouts: this.layouts.size, bindGroups: this.bindGroups.size, stagingFreeBytes: this.staging.freeBytes() };
+  }
+
   /** Staging buffers created so far for uploads and readbacks (a steady loop stops creating them). */
   stagingCreated(): { upload: number; readback: number } {
     return { ...this.staging.created };

@@ -22,6 +22,7 @@ import { trainLevel2 } from '../level2.ts';
 import { trainingCurvesPlot, type CurvePoint } from '../plots.ts';
 import { parseKernelsMode, prepareRunKernels, trainingKernelRequests, type KernelsMode } from '../kernels.ts';
 import { RunFolder } from '../run_folder.ts';
+import { releaseFreeNativeMemory } from '../native_memory.ts';
 import { ensureDefaultDataset, DEFAULT_SYNTH } from './default_data.ts';
 import { choiceFlag, floatFlag, intFlag, parse, UsageError } from './args.ts';
 import { RELIABILITY_FLAGS, RELIABILITY_HELP, reliabilityOptions } from './reliability_flags.ts';
@@ -222,6 +223,8 @@ export async function train(s: TrainSettings, rts: readonly Runtime[]): Promise<
     return await trainInFolder(s, rts);
   } finally {
     lock.release();
+    // What the run freed stays in glibc's per-thread arenas otherwise: RSS would rise with every train() in one process (native_memory.ts).
+    releaseFreeNativeMemory();
   }
 }
 
@@ -253,6 +256,7 @@ async function trainInFolder(s: TrainSettings, rts: readonly Runtime[]): Promise
   await prepareRunKernels(rts, run, s.kernels, s.level1.resume, trainingKernelRequests(rt, launches), { log, warn: s.level1.warn });
 
   const level1 = await trainLevel1(rts, run, config, trainImages, val, { ...s.level1, checkData: (where) => manifest.check(where) });
+  releaseFreeNativeMemory();
   manifest.check('before the feature cache');
   const level1Bytes = readFileBytes(run.level1Weights);
   const featureOptions = { warn: s.level1.warn, onMismatch: s.level1.onMismatch, log };
@@ -264,6 +268,7 @@ async function trainInFolder(s: TrainSettings, rts: readonly Runtime[]): Promise
   valFeatures.close();
   level2.net.destroy();
   level1.net.destroy();
+  releaseFreeNativeMemory();
   await writeCurves(run);
 
   const report = await evaluateRun(rt, run, dataset, 'test', { tta: false, batchSize: s.level1.batchSize, warn: s.level1.warn, onMismatch: s.level1.onMismatch, log });
