@@ -46,6 +46,7 @@ Options:
   --level2-epochs N     Level-2 epochs (default: 60 for tiny, ${TILE_EPOCHS.level2} for tile, 20 for seed)
   --batch-size N        batch size of both levels (default 16)
   --lr X                Adam learning rate (default 0.001)
+  --level2-lr X         Adam learning rate of Level 2 (default: --lr)
   --step-lr N[:GAMMA]   StepLR every N epochs (default gamma 0.1; off by default)
   --seed S              seed of weights, shuffling, augmentation and dropout (default 0)
   --pool-images N       Level-1 batches draw their patches near-iid from a pool of N resident images
@@ -107,6 +108,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     'level2-epochs': { type: 'string' },
     'batch-size': { type: 'string' },
     lr: { type: 'string' },
+    'level2-lr': { type: 'string' },
     'step-lr': { type: 'string' },
     seed: { type: 'string' },
     'pool-images': { type: 'string' },
@@ -161,7 +163,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
       colourAugment: choiceFlag(values['colour-augment'], 'colour-augment', ['on', 'off'] as const, 'on') === 'on',
       ...(values['pool-images'] !== undefined ? { poolImages: intFlag(values['pool-images'], 'pool-images', 0, 0) } : {}),
     },
-    level2: { ...common, epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level2 : 60) },
+    level2: { ...common, lr: floatFlag(values['level2-lr'], 'level2-lr', common.lr), epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level2 : 60) },
     devices: intFlag(values.devices, 'devices', 1),
     skipBad: Boolean(values['skip-bad']),
     gpuMemoryBytes,
