@@ -13,7 +13,9 @@
  * 3. The ablation, each a full `lungpath train --preset tile` run in OUT/<name>/ (same seed, data
  *    and budget; only the named change differs), scored on the raw and the colour-normalised test
  *    split: image- and patch-level accuracy and macro AUC. A run folder that already holds
- *    level2.safetensors is evaluated, not retrained (delete it to retrain).
+ *    level2.safetensors is evaluated, not retrained (delete it to retrain). The last row, `tile`,
+ *    is the preset exactly as `lungpath train --preset tile` runs it (no flag); `--only tile` runs
+ *    that row alone, with the baselines, when the ablation does not fit the time.
  * Writes OUT/science.md (the tables) and OUT/science.json. Choices are made on val, never on test.
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -33,6 +35,7 @@ export const VARIANTS: { name: string; label: string; flags: string[] }[] = [
   { name: 'pool', label: '+ near-iid image pool', flags: ['--bn-recalibrate', '0', '--stain-augment', '0'] },
   { name: 'pool-bn', label: '+ recalibrated BatchNorm statistics', flags: ['--stain-augment', '0'] },
   { name: 'pool-bn-hed', label: '+ HED stain augmentation (σ 0.05)', flags: ['--stain-augment', '0.05'] },
+  { name: 'tile', label: "the `tile` preset's defaults (no flag)", flags: [] },
 ];
 
 interface ColourStats {

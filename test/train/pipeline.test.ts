@@ -85,6 +85,14 @@ describe('the two-level pipeline', () => {
     expect(() => parseTrainArgs(['--epoch', '2'])).toThrow(/Unknown option '--epoch'/);
     expect(() => parseTrainArgs(['--lr', 'fast'])).toThrow(/--lr: bad value 'fast'/);
     expect(() => parseTrainArgs(['--preset', 'huge'])).toThrow(/--preset must be seed, tiny, tile or a .json config file/);
+    expect(() => parseTrainArgs(['--level2-lr', '0'])).toThrow(/--level2-lr: bad value '0'/);
+  });
+
+  it('--level2-lr sets the learning rate of Level 2 alone; without it Level 2 uses --lr', () => {
+    const own = parseTrainArgs(['--lr', '0.002', '--level2-lr', '0.005']);
+    expect([own?.level1.lr, own?.level2.lr]).toEqual([0.002, 0.005]);
+    const shared = parseTrainArgs(['--lr', '0.002']);
+    expect([shared?.level1.lr, shared?.level2.lr]).toEqual([0.002, 0.002]);
   });
 
   it('a resumed run ends with the same weights as an uninterrupted one', async () => {
