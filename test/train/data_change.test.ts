@@ -6,7 +6,7 @@
  * stops naming the image when it changes between Level-1 epochs or before a resume.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -178,7 +178,12 @@ describe('lungpath train', () => {
     while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').includes('"kind":"epoch"'))) {
       if (await Promise.race([failed.then(() => true), new Promise((r) => setTimeout(() => r(false), 50))])) break;
     }
-    writeFileSync(victim, readFileSync(other));
+    // Replaced whole (written beside it, then renamed over it), as a copy tool or a sync does: an
+    // in-place rewrite can be read half-written by the pool's decoder mid-epoch, which then stops
+    // with an ImageError naming the file instead (seen once in CI).
+    const replacement = join(s.root, 'replacement');
+    writeFileSync(replacement, readFileSync(other));
+    renameSync(replacement, victim);
     const error = await failed;
     expect(error).toBeInstanceOf(DataChangedError);
     expect((error as Error).message).toMatch(/found (level 1 epoch [2-8]|before the feature cache)/);
