@@ -107,8 +107,8 @@ describe('BatchNorm statistics after Level-1 training (strong per-image stain)',
     const layers = batchNormLayers(net);
     const stored = await Promise.all(layers.map(runningStats));
     // Deeper layers see inputs normalised with per-batch statistics during recalibration (batches
-    // of the training size), not with one batch of everything: 0.09 sd measured; the old momentum
-    // averages are 0.50 off (LUNGPATH_OLD_BN=1).
+    // of the training size), not with one batch of everything: 0.128 sd measured; the old momentum
+    // averages are 0.37 off (LUNGPATH_OLD_BN=1).
     // Momentum 1: one training-mode forward of every patch leaves each layer's batch statistics.
     layers.forEach((l) => (l.state_.momentum = 1));
     net.train();
@@ -170,9 +170,12 @@ describe('BatchNorm statistics after Level-1 training (strong per-image stain)',
         `same class for ${(100 * agreement).toFixed(1)}% of the ${count} training patches`,
     );
     expect(Math.abs(accuracy(evalClass) - accuracy(trainClass)), 'eval- minus train-mode accuracy').toBeLessThan(0.05);
-    // Measured: 81.7% the same class (accuracies 45.0% train mode, 46.7% eval mode); with the old
-    // momentum statistics 65.6% (57.2%, 56.7%). On this small, briefly trained set the accuracies
-    // agree either way, so the per-patch agreement is what tells the two apart.
+    // Measured on the synthetic images of SYNTH_VERSION 2: 79.4% the same class, accuracies 42.2%
+    // (train mode) and 42.8% (eval mode); with the old momentum statistics (LUNGPATH_OLD_BN=1)
+    // 77.8%, 43.9% and 37.8%, which fails the accuracy clause (6.1 points) but not this one. Before
+    // SYNTH_VERSION 2 it was the other way round (81.7% vs 65.6% the same class, accuracies within
+    // 2 points either way): on this small, briefly trained set each clause alone tells the two
+    // apart only narrowly, so the test keeps both; the first two tests are the sharp ones.
     expect(agreement, 'share of training patches given the same class in eval and train mode').toBeGreaterThan(0.75);
   });
 });
