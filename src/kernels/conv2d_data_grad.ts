@@ -6,7 +6,7 @@
  * 2×2 s2 has its own kernels (each input pixel receives from exactly one output pixel), '2x2s2_sg'
  * sharing dy across lanes by subgroupShuffle.
  */
-import { assertSubgroupsOf8, batchChunks, conv1x1Narrow, directConv, directKernels, itemsBinding, subgroupKernels, subgroupLanes, subgroupSegments } from './conv2d_direct.ts';
+import { assertSubgroupsOf8, conv1x1Narrow, directConv, directKernels, overBatchChunks, subgroupKernels, subgroupLanes, subgroupSegments } from './conv2d_direct.ts';
 import { chooseConv2dVariant, CONV2D_FORWARD_VARIANTS, conv2dVariantApplies } from './conv2d_forward.ts';
 import { conv2dBackwardDataGemmRb } from './conv2d_gemm_rb.ts';
 import type { Conv2dShape } from './conv2d_shape.ts';
@@ -82,14 +82,8 @@ function backwardDataGemm(rt: Runtime, dy: GPUBuffer, w: GPUBuffer, s: Conv2dSha
   const dxFloats = s.cIn * s.h * s.w;
   const k = s.cOut * s.kh * s.kw;
   rt.assertBindable('conv2d weight w', s.cIn * k * 4);
-  const chunks = batchChunks(rt, s.n, [
-    { what: 'conv2d output gradient dy', itemFloats: dyFloats },
-    { what: 'conv2d input gradient dx', itemFloats: dxFloats },
-  ]);
-  const dx = rt.alloc(s.n * dxFloats * 4, 'conv2d input gradient dx');
-  for (const chunk of chunks) {
-    const dyb = itemsBinding(dy, dyFloats, chunk);
-    const dxb = itemsBinding(dx, dxFloats, chunk);
+  const input = { buffer: dy, itemFloats: dyFloats, what: 'conv2d output gradient dy' };
+  return overBatchChunks(rt, s.n, input, { itemFloats: dxFloats, what: 'conv2d input gradient dx' }, (dyb, dxb, chunk) => {
     const m = chunk.count * s.h * s.w;
     const [gx, gy] = flatWorkgroups(Math.ceil(m / 64), rt.maxWorkgroupsPerDimension);
     rt.dispatch(gemmKernel, {
@@ -97,6 +91,5 @@ function backwardDataGemm(rt: Runtime, dy: GPUBuffer, w: GPUBuffer, s: Conv2dSha
       uniforms: new Uniforms().u32(s.cIn, s.h, s.w, s.cOut, ho, wo, s.kh, s.kw, s.stride, s.pad, dyb.base, dxb.base, m, k, 0, 0).bytes(),
       workgroups: [gx, gy, Math.ceil(s.cIn / 64)],
     });
-  }
-  return dx;
+  });
 }

@@ -115,6 +115,23 @@ export function itemsBinding(buffer: GPUBuffer, itemFloats: number, { n0, count 
   return { binding: { buffer, offset, size: start - offset + count * itemFloats * 4 }, base: (start - offset) / 4 };
 }
 
+/**
+ * A new buffer of `n` items of `output`, made chunk by chunk (each chunk's items bindable in both
+ * tensors): `each` dispatches one chunk, given the bindings of its items in `input` and the output.
+ */
+export function overBatchChunks(
+  rt: Runtime,
+  n: number,
+  input: { buffer: GPUBuffer; itemFloats: number; what: string },
+  output: { itemFloats: number; what: string },
+  each: (inItems: { binding: Binding; base: number }, outItems: { binding: Binding; base: number }, chunk: BatchChunk) => void,
+): GPUBuffer {
+  const chunks = batchChunks(rt, n, [input, output]);
+  const out = rt.alloc(n * output.itemFloats * 4, output.what);
+  for (const chunk of chunks) each(itemsBinding(input.buffer, input.itemFloats, chunk), itemsBinding(out, output.itemFloats, chunk), chunk);
+  return out;
+}
+
 // ---- uniform-memory kernels ----------------------------------------------------------------------
 
 /** Weights rearranged by conv2d_fwd_dx_pack.wgsl into 64 KiB-bindable blocks [tile][chunk]. */

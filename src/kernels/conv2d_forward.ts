@@ -9,7 +9,7 @@
 import type { Conv2dShape } from './conv2d_shape.ts';
 import { conv2dOutputSize, validateConv2dShape } from './conv2d_shape.ts';
 import { conv2dForwardGemmRb } from './conv2d_gemm_rb.ts';
-import { assertSubgroupsOf8, batchChunks, conv1x1Narrow, directConv, directKernels, hasSubgroupsOf8, itemsBinding, subgroupKernels, subgroupLanes, subgroupSegments } from './conv2d_direct.ts';
+import { assertSubgroupsOf8, conv1x1Narrow, directConv, directKernels, hasSubgroupsOf8, overBatchChunks, subgroupKernels, subgroupLanes, subgroupSegments } from './conv2d_direct.ts';
 import { defineKernel, flatWorkgroups, Uniforms } from './kernel.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -132,11 +132,8 @@ function forwardGemm(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | nul
   const yFloats = s.cOut * ho * wo;
   const k = s.cIn * s.kh * s.kw;
   rt.assertBindable('conv2d weight w', s.cOut * k * 4);
-  const chunks = batchChunks(rt, s.n, [{ what: 'conv2d input x', itemFloats: xFloats }, { what: 'conv2d output y', itemFloats: yFloats }]);
-  const y = rt.alloc(s.n * yFloats * 4, 'conv2d output y');
-  for (const chunk of chunks) {
-    const xb = itemsBinding(x, xFloats, chunk);
-    const yb = itemsBinding(y, yFloats, chunk);
+  const input = { buffer: x, itemFloats: xFloats, what: 'conv2d input x' };
+  return overBatchChunks(rt, s.n, input, { itemFloats: yFloats, what: 'conv2d output y' }, (xb, yb, chunk) => {
     const m = chunk.count * ho * wo;
     const [gx, gy] = flatWorkgroups(Math.ceil(m / 64), rt.maxWorkgroupsPerDimension);
     rt.dispatch(gemmKernel, {
@@ -146,6 +143,5 @@ function forwardGemm(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | nul
         .bytes(),
       workgroups: [gx, gy, Math.ceil(s.cOut / 64)],
     });
-  }
-  return y;
+  });
 }

@@ -9,7 +9,7 @@
  * workgroup memory, 256 invocations), 64 × 64 with 4 × 4 (layers with few output tiles), and
  * 128 × 32 with 8 × 2 (few output channels, e.g. the first layers' 16 and 32).
  */
-import { batchChunks, itemsBinding } from './conv2d_direct.ts';
+import { batchChunks, itemsBinding, overBatchChunks } from './conv2d_direct.ts';
 import type { Conv2dShape } from './conv2d_shape.ts';
 import { conv2dOutputSize } from './conv2d_shape.ts';
 import { defineKernel, flatWorkgroups, Uniforms, type KernelSpec } from './kernel.ts';
@@ -56,11 +56,8 @@ export function conv2dForwardGemmRb(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: 
   const yFloats = s.cOut * ho * wo;
   const k = s.cIn * s.kh * s.kw;
   rt.assertBindable('conv2d weight w', s.cOut * k * 4);
-  const chunks = batchChunks(rt, s.n, [{ what: 'conv2d input x', itemFloats: xFloats }, { what: 'conv2d output y', itemFloats: yFloats }]);
-  const y = rt.alloc(s.n * yFloats * 4, 'conv2d output y');
-  for (const chunk of chunks) {
-    const xb = itemsBinding(x, xFloats, chunk);
-    const yb = itemsBinding(y, yFloats, chunk);
+  const input = { buffer: x, itemFloats: xFloats, what: 'conv2d input x' };
+  return overBatchChunks(rt, s.n, input, { itemFloats: yFloats, what: 'conv2d output y' }, (xb, yb, chunk) => {
     const m = chunk.count * ho * wo;
     const [gx, gy] = flatWorkgroups(Math.ceil(m / tile.TM), rt.maxWorkgroupsPerDimension);
     rt.dispatch(KERNELS[0][variant], {
@@ -68,8 +65,7 @@ export function conv2dForwardGemmRb(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: 
       uniforms: params(s, ho, wo, xb.base, yb.base, m, s.cOut, k, b !== null),
       workgroups: [gx, gy, Math.ceil(s.cOut / tile.TN)],
     });
-  }
-  return y;
+  });
 }
 
 /** dx of y = conv2d(x, w) from dy, gather form, tile `variant`; a new buffer [n, cIn, h, w]. */
@@ -80,14 +76,8 @@ export function conv2dBackwardDataGemmRb(rt: Runtime, dy: GPUBuffer, w: GPUBuffe
   const dxFloats = s.cIn * s.h * s.w;
   const k = s.cOut * s.kh * s.kw;
   rt.assertBindable('conv2d weight w', s.cIn * k * 4);
-  const chunks = batchChunks(rt, s.n, [
-    { what: 'conv2d output gradient dy', itemFloats: dyFloats },
-    { what: 'conv2d input gradient dx', itemFloats: dxFloats },
-  ]);
-  const dx = rt.alloc(s.n * dxFloats * 4, 'conv2d input gradient dx');
-  for (const chunk of chunks) {
-    const dyb = itemsBinding(dy, dyFloats, chunk);
-    const dxb = itemsBinding(dx, dxFloats, chunk);
+  const input = { buffer: dy, itemFloats: dyFloats, what: 'conv2d output gradient dy' };
+  return overBatchChunks(rt, s.n, input, { itemFloats: dxFloats, what: 'conv2d input gradient dx' }, (dyb, dxb, chunk) => {
     const m = chunk.count * s.h * s.w;
     const [gx, gy] = flatWorkgroups(Math.ceil(m / tile.TM), rt.maxWorkgroupsPerDimension);
     rt.dispatch(KERNELS[1][variant], {
@@ -95,8 +85,7 @@ export function conv2dBackwardDataGemmRb(rt: Runtime, dy: GPUBuffer, w: GPUBuffe
       uniforms: params(s, ho, wo, dyb.base, dxb.base, m, s.cIn, k, false),
       workgroups: [gx, gy, Math.ceil(s.cIn / tile.TN)],
     });
-  }
-  return dx;
+  });
 }
 
 /** Partial sums kept at most this large; the split count shrinks to fit. */
