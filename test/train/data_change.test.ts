@@ -15,6 +15,7 @@ import { DiskFullError } from '../../src/nn/files.ts';
 import { buildPatchNetwork } from '../../src/nn/networks.ts';
 import { DataChangedError, DataManifest } from '../../src/train/data_manifest.ts';
 import { cachedFeatures } from '../../src/train/features.ts';
+import type { DatasetImage } from '../../src/train/dataset.ts';
 import { gpu } from '../helpers/gpu.ts';
 import { MICRO, microSetup, trainMicro, type MicroSetup } from '../helpers/micro_run.ts';
 
@@ -78,15 +79,20 @@ describe('data manifest', () => {
   });
 });
 
+/** Two noise TIFFs `${prefix}0.tif`, `${prefix}1.tif` in the test folder (seeds `seed`, `seed` + 1), labels 0 and 1. */
+function noiseImages(prefix: string, seed: number): Promise<DatasetImage[]> {
+  return Promise.all([0, 1].map(async (k) => {
+    const path = join(dir, `${prefix}${k}.tif`);
+    await noiseTiff(path, seed + k);
+    return { path, label: k, className: String(k) };
+  }));
+}
+
 describe('feature cache', () => {
   it('recomputes the maps of an image replaced keeping its size and modification time', async () => {
     const rt = await gpu();
     const net = buildPatchNetwork(rt, MICRO, 1);
-    const images = await Promise.all([0, 1].map(async (k) => {
-      const path = join(dir, `f${k}.tif`);
-      await noiseTiff(path, 10 + k);
-      return { path, label: k, className: String(k) };
-    }));
+    const images = await noiseImages('f', 10);
     const spare = join(dir, 'f-spare.tif');
     await noiseTiff(spare, 50);
     images.forEach((image) => settle(image.path));
@@ -117,11 +123,7 @@ describe('feature cache on a full disk', () => {
   it('stops naming the cache file and the free space, leaves no partial file, and works once space is freed', async () => {
     const rt = await gpu();
     const net = buildPatchNetwork(rt, MICRO, 1);
-    const images = await Promise.all([0, 1].map(async (k) => {
-      const path = join(dir, `d${k}.tif`);
-      await noiseTiff(path, 20 + k);
-      return { path, label: k, className: String(k) };
-    }));
+    const images = await noiseImages('d', 20);
     const cache = join(dir, 'full-disk');
     mkdirSync(cache);
     let mounted = false;
