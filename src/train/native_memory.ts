@@ -4,7 +4,7 @@
  *
  * Why: glibc's malloc serves each thread from an arena of its own (lavapipe's render threads,
  * libuv's pool for sharp and the file system, Dawn's) and keeps what those threads free, so the RSS
- * of a process that trains round after round rose by ~2 MiB per `train()` call with nothing leaked:
+ * of a process that trains round after round rose by ~3 MiB per `train()` call (micro rounds 2–20) with nothing leaked:
  * the JS heap, the ArrayBuffers, the GPU objects the runtime holds and the bytes malloc has in use
  * stayed flat while the bytes malloc held free grew (issue 16; test/soak/rss_rounds.ts measures it;
  * under jemalloc the same rounds were flat). `malloc_trim(0)` returns the whole free pages of every
