@@ -8,6 +8,7 @@
  */
 import { assertSubgroupsOf8, conv1x1Narrow, directConv, directKernels, overBatchChunks, subgroupKernels, subgroupLanes, subgroupSegments } from './conv2d_direct.ts';
 import { chooseConv2dVariant, CONV2D_FORWARD_VARIANTS, conv2dVariantApplies } from './conv2d_forward.ts';
+import { conv2dBackwardData3x3Px } from './conv2d_3x3_px.ts';
 import { conv2dBackwardDataGemmRb } from './conv2d_gemm_rb.ts';
 import type { Conv2dShape } from './conv2d_shape.ts';
 import { conv2dOutputSize, validateConv2dShape } from './conv2d_shape.ts';
@@ -49,6 +50,9 @@ export function conv2dBackwardData(
     case 'gemm_rb64':
     case 'gemm_rb_n32':
       return conv2dBackwardDataGemmRb(rt, dy, w, s, variant);
+    case '3x3_px8':
+    case '3x3_px16':
+      return conv2dBackwardData3x3Px(rt, dy, w, s, variant);
     case '1x1_narrow':
       return conv1x1Narrow(rt, dy, w, null, { n: s.n, cIn: s.cOut, cOut: s.cIn, plane: s.h * s.w, wso: 1, wsi: s.cIn }, io);
     case '3x3':

@@ -8,6 +8,7 @@
  */
 import type { Conv2dShape } from './conv2d_shape.ts';
 import { conv2dOutputSize, validateConv2dShape } from './conv2d_shape.ts';
+import { conv2dForward3x3Px } from './conv2d_3x3_px.ts';
 import { conv2dForwardGemmRb } from './conv2d_gemm_rb.ts';
 import { assertSubgroupsOf8, conv1x1Narrow, directConv, directKernels, hasSubgroupsOf8, overBatchChunks, subgroupKernels, subgroupLanes, subgroupSegments } from './conv2d_direct.ts';
 import { defineKernel, flatWorkgroups, Uniforms } from './kernel.ts';
@@ -17,7 +18,7 @@ import type { Runtime } from './runtime.ts';
  * Kernel versions, each valid for the shapes `conv2dVariantApplies` accepts; `gemm` for all.
  * `2x2s2_sg` also needs the adapter's subgroups (`hasSubgroupsOf8`).
  */
-export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '2x2s2_sg', '1x1', '1x1_narrow', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32'] as const;
+export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '2x2s2_sg', '1x1', '1x1_narrow', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32', '3x3_px8', '3x3_px16'] as const;
 export type Conv2dForwardVariant = (typeof CONV2D_FORWARD_VARIANTS)[number];
 
 const gemmKernel = defineKernel({ name: 'conv2d_fwd_gemm', shader: 'conv2d_fwd_gemm', bindings: ['read', 'read', 'read', 'write'], uniforms: true });
@@ -32,6 +33,8 @@ export function conv2dVariantApplies(variant: Conv2dForwardVariant, s: Conv2dSha
     case 'gemm_rb_n32':
       return true;
     case '3x3':
+    case '3x3_px8': // lanes over pixels, weights from storage (conv2d_3x3_px.ts)
+    case '3x3_px16':
       return k(3, 1, 1);
     case '2x2s2':
     case '2x2s2_sg':
@@ -100,6 +103,9 @@ export function conv2dForward(
     case 'gemm_rb64':
     case 'gemm_rb_n32':
       return conv2dForwardGemmRb(rt, x, w, b, s, variant);
+    case '3x3_px8':
+    case '3x3_px16':
+      return conv2dForward3x3Px(rt, x, w, b, s, variant);
     case '1x1_narrow':
       return conv1x1Narrow(rt, x, w, b, { n: s.n, cIn: s.cIn, cOut: s.cOut, plane: s.h * s.w, wso: s.cIn, wsi: 1 }, io);
     case '3x3':

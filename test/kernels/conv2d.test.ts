@@ -39,6 +39,12 @@ const CASES: [string, Conv2dShape][] = [
   ['3x3 19→70 5×11 (several output tiles)', S(1, 19, 5, 11, 70, 3, 1, 1)],
   ['3x3 130→13 4×5 (forward: two input blocks)', S(1, 130, 4, 5, 13, 3, 1, 1)],
   ['3x3 13→130 4×9 (dx: two input blocks)', S(1, 13, 4, 9, 130, 3, 1, 1)],
+  // For '3x3_px8' / '3x3_px16' (lanes over pixels): rows read as vec4 when W is a multiple of 4
+  // (W = 12: a segment of 8 + one of 4), more than 8 segments in a row (two lane blocks), channels
+  // not a multiple of the 8 or 16 per tile, batch 3. The 3×3 cases above run them with f32 rows.
+  ['3x3 3→11 6×12 b3 (vec4 rows, a half segment)', S(3, 3, 6, 12, 11, 3, 1, 1)],
+  ['3x3 9→17 3×68 (vec4 rows, 9 segments: two lane blocks)', S(1, 9, 3, 68, 17, 3, 1, 1)],
+  ['3x3 4→3 2×70 b3 (f32 rows, 9 segments)', S(3, 4, 2, 70, 3, 3, 1, 1)],
   ['2x2s2 3→5 7×9 (odd input: floor)', S(2, 3, 7, 9, 5, 2, 2, 0)],
   ['2x2s2 n1 1→1 5×5', S(1, 1, 5, 5, 1, 2, 2, 0)],
   ['2x2s2 17→9 6×37', S(1, 17, 6, 37, 9, 2, 2, 0)],
@@ -202,7 +208,7 @@ describe('conv2d over the binding limit (lowered to 64 KiB)', () => {
 
   it.each(CONV2D_FORWARD_VARIANTS)('throws a BindingLimitError naming the tensor when one item is too big [%s]', async (variant) => {
     const rt = await gpu({ maxBindingBytes: 64 * 1024 });
-    const s = variant === '3x3' || variant === 'gemm' ? S(2, 16, 65, 65, 4, 3, 1, 1) : variant.startsWith('2x2s2') ? S(2, 16, 66, 66, 4, 2, 2, 0) : S(2, 16, 65, 65, 4, 1, 1, 0);
+    const s = variant.startsWith('3x3') || variant === 'gemm' ? S(2, 16, 65, 65, 4, 3, 1, 1) : variant.startsWith('2x2s2') ? S(2, 16, 66, 66, 4, 2, 2, 0) : S(2, 16, 65, 65, 4, 1, 1, 0);
     const buf = rt.alloc(4 * 16 * 66 * 66 * 2);
     const inUse = rt.poolStats().inUseBytes;
     expect(() => conv2dForward(rt, buf, buf, null, s, { variant })).toThrow(BindingLimitError);
