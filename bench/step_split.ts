@@ -6,7 +6,10 @@
  * the adapter's FMA ceiling. The step is the bench's (random batch, Adam), measured after one warm-up
  * step. Profiling puts each dispatch in its own pass, so the sum is a little above the plain step.
  *
- *   npx tsx bench/step_split.ts [seed|tiny] [batch]     # also part of `npm run bench` (seed, batch 1)
+ *   npx tsx bench/step_split.ts [seed|tiny] [batch] [--kernels heuristic|autotune|FILE.json]
+ *   (also part of `npm run bench`: seed, batch 1). Without --kernels (or LUNGPATH_KERNELS) the
+ *   launches run the built-in heuristic; `autotune` times every version per shape first, as
+ *   `lungpath train` does (cached on disk). The kernel version of every conv is printed.
  */
 import { currentVersion } from '../src/kernels/autotune.ts';
 import type { DispatchTiming } from '../src/kernels/profiler.ts';
@@ -37,6 +40,8 @@ export interface StepSplit {
   totalMs: number;
   /** 3 × forward conv + linear FLOPs, as the train-step rows count them. */
   stepFlops: number;
+  /** Each distinct conv launch of the step and the kernel version it ran, e.g. `conv2d.forward 128→256 64² k3: 3x3`. */
+  convVersions: string[];
 }
 
 type Phase = 'forward' | 'backward' | 'optimizer';
@@ -128,7 +133,11 @@ export async function measureStepSplit(rt: Runtime, name: string, config: ModelC
       .sort((a, b) => b.ms - a.ms);
     const linearFlops = uses.filter((u) => u.op === 'linear.forward').reduce((s, u) => s + 2 * (u.shape as { n: number; inFeatures: number; outFeatures: number }).n * (u.shape as { inFeatures: number }).inFeatures * (u.shape as { outFeatures: number }).outFeatures, 0);
     const forwardFlops = uses.filter((u) => u.op === 'conv2d.forward').reduce((s, u) => s + conv2dFlops(u.shape as Conv2dShape), 0) + linearFlops;
-    return { name, batch, rows, totalMs, stepFlops: 3 * forwardFlops };
+    const convVersions = [...new Set(uses.filter((u) => u.op.startsWith('conv2d.')).map((u) => {
+      const c = u.shape as Conv2dShape;
+      return `${u.op} ${c.cIn}→${c.cOut} ${c.h}² k${c.kh}s${c.stride}: ${currentVersion(rt, u.op, c)}`;
+    }))];
+    return { name, batch, rows, totalMs, stepFlops: 3 * forwardFlops, convVersions };
   } finally {
     x.release();
     rt.release(labels);
@@ -154,9 +163,21 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { createNodeRuntime } = await import('../src/kernels/node.ts');
   const { SEED_CONFIG, TINY_CONFIG } = await import('../src/nn/config.ts');
   const { benchCases } = await import('./cases.ts');
+  const { useKernelsFromEnv } = await import('../src/train/kernels.ts');
   const rt = await createNodeRuntime();
-  const which = process.argv[2] ?? 'seed';
-  const batch = Number(process.argv[3] ?? 1);
+  const args = process.argv.slice(2);
+  const flag = args.indexOf('--kernels');
+  if (flag >= 0) process.env.LUNGPATH_KERNELS = args.splice(flag, 2)[1];
+  const which = args[0] ?? 'seed';
+  const batch = Number(args[1] ?? 1);
+  const config = which === 'tiny' ? TINY_CONFIG : SEED_CONFIG;
+  // The kernel table for the step's launches (none: the heuristic), decided before anything is timed.
+  await useKernelsFromEnv(rt, () => {
+    const probe = buildPatchNetwork(rt, config, 7).train();
+    const uses = kernelUses(probe, [batch, 3, config.patch.size, config.patch.size], true);
+    probe.destroy();
+    return uses;
+  });
   // The FMA ceiling, as the bench's first row measures it (median of 5).
   const fma = benchCases(rt).find((c) => c.name === 'ceiling: fma');
   let ceiling: number | null = null;
@@ -173,8 +194,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     times.sort((a, b) => a - b);
     ceiling = fma.work / ((times[2] as number) * 1e6);
   }
-  const split = await measureStepSplit(rt, `${which} patch net`, which === 'tiny' ? TINY_CONFIG : SEED_CONFIG, batch, ceiling);
-  console.log(`FMA ceiling ${ceiling?.toFixed(2)} GFLOP/s`);
+  const split = await measureStepSplit(rt, `${which} patch net`, config, batch, ceiling);
+  console.log(`FMA ceiling ${ceiling?.toFixed(2)} GFLOP/s; kernels: ${process.env.LUNGPATH_KERNELS ?? 'heuristic'}`);
+  for (const v of split.convVersions) console.log(`  ${v}`);
   console.log(formatStepSplit(split, ceiling));
   rt.destroy();
   process.exit(0);

@@ -12,10 +12,10 @@ import type { Conv2dShape } from './conv2d_shape.ts';
 import { defineKernel, flatWorkgroups, Uniforms, type KernelSpec } from './kernel.ts';
 import type { Runtime } from './runtime.ts';
 
-export const CONV2D_3X3_PX_VARIANTS = ['3x3_px8', '3x3_px16'] as const;
+export const CONV2D_3X3_PX_VARIANTS = ['3x3_px4', '3x3_px8', '3x3_px16'] as const;
 export type Conv2d3x3PxVariant = (typeof CONV2D_3X3_PX_VARIANTS)[number];
 
-const CHANNELS: Record<Conv2d3x3PxVariant, number> = { '3x3_px8': 8, '3x3_px16': 16 };
+const CHANNELS: Record<Conv2d3x3PxVariant, number> = { '3x3_px4': 4, '3x3_px8': 8, '3x3_px16': 16 };
 
 /** Four vec4 loads per kernel row (W a multiple of 4), columns outside the row zeroed. */
 const LOAD_VEC4 = `fn loadTen(row: u32, ox0: u32) -> Ten {
