@@ -1,21 +1,23 @@
 /**
  * The lanes-over-pixels 3×3 s1 p1 convolution for CPU-like adapters (wgsl/conv2d_3x3_px.wgsl):
  * forward and data gradient, variants '3x3_px8' and '3x3_px16' (8 or 16 output channels per
- * workgroup) of conv2d.forward and conv2d.dx. Weights are read from a storage buffer at addresses
- * the same in every lane (one scalar load on lavapipe), so there is no weight packing and no pass
- * per 64 KiB uniform block: one dispatch per batch chunk. Each lane keeps 8 pixels × RN channels
- * of accumulators; the kernel's unrolled per-channel code is generated here (WGSL has no macros, and
- * arrays indexed in loops would not stay in registers on lavapipe).
+ * dispatch tile) of conv2d.forward and conv2d.dx. Weights are packed into 64 KiB uniform blocks as
+ * for conv2d_fwd_3x3 (conv2d_direct.ts `directConv`), but every lane of a workgroup reads the same
+ * weight at the same time (lanes differ by pixels, not channels), which lavapipe does as one
+ * scalar load instead of a gather, and each lane's source loads feed 8 or 16 channels instead of 4.
+ * Each lane keeps 8 pixels × RN channels of accumulators; the kernel's unrolled per-channel code is
+ * generated here (WGSL has no macros, and arrays indexed in loops would not stay in registers).
+ * Measured against '3x3' on lavapipe: BENCHMARKS.md, "The seed's wide 3×3 layers".
  */
-import { overBatchChunks } from './conv2d_direct.ts';
+import { directConv, type DirectLanes } from './conv2d_direct.ts';
 import type { Conv2dShape } from './conv2d_shape.ts';
-import { defineKernel, flatWorkgroups, Uniforms, type KernelSpec } from './kernel.ts';
+import { defineKernel, type KernelSpec } from './kernel.ts';
 import type { Runtime } from './runtime.ts';
 
-export const CONV2D_3X3_PX_VARIANTS = ['3x3_px4', '3x3_px8', '3x3_px16'] as const;
+export const CONV2D_3X3_PX_VARIANTS = ['3x3_px8', '3x3_px16'] as const;
 export type Conv2d3x3PxVariant = (typeof CONV2D_3X3_PX_VARIANTS)[number];
 
-const CHANNELS: Record<Conv2d3x3PxVariant, number> = { '3x3_px4': 4, '3x3_px8': 8, '3x3_px16': 16 };
+const CHANNELS: Record<Conv2d3x3PxVariant, number> = { '3x3_px8': 8, '3x3_px16': 16 };
 
 /** Four vec4 loads per kernel row (W a multiple of 4), columns outside the row zeroed. */
 const LOAD_VEC4 = `fn loadTen(row: u32, ox0: u32) -> Ten {
@@ -47,19 +49,25 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** The unrolled accumulator code for `rn` channels: declarations, FMAs per kernel row, stores. */
 function channelCode(rn: number, vec4: boolean): { ACC_DECL: string; ACC_FMA: string; ACC_STORE: string } {
   const decl = range(rn).map((r) => `var a${r}l = vec4<f32>(0.0); var a${r}h = vec4<f32>(0.0);`);
-  const fma = range(rn).map((r) => {
-    const o = r === 0 ? '' : ` + ${r}u * p.sO`;
-    return (
-      `{ let w0 = vec4(wt[t0${o}]); let w1 = vec4(wt[t1${o}]); let w2 = vec4(wt[t2${o}]);\n` +
-      `        a${r}l = fma(l2, w2, fma(l1, w1, fma(l0, w0, a${r}l))); a${r}h = fma(h2, w2, fma(h1, w1, fma(h0, w0, a${r}h))); }`
-    );
+  // Per vec4 group of 4 channels: the three taps' weights (vec4 over the channels), then per channel
+  // the 6 vec4 FMAs of its 8 pixels.
+  const fma = range(rn / 4).map((g) => {
+    const load = `let w${g}0 = wts[wk + ${g}u]; let w${g}1 = wts[wk + p.groups + ${g}u]; let w${g}2 = wts[wk + 2u * p.groups + ${g}u];`;
+    const lines = range(4).map((j) => {
+      const r = 4 * g + j;
+      const c = 'xyzw'[j];
+      return `a${r}l = fma(l2, vec4(w${g}2.${c}), fma(l1, vec4(w${g}1.${c}), fma(l0, vec4(w${g}0.${c}), a${r}l))); a${r}h = fma(h2, vec4(w${g}2.${c}), fma(h1, vec4(w${g}1.${c}), fma(h0, vec4(w${g}0.${c}), a${r}h)));`;
+    });
+    return [load, ...lines].join('\n      ');
   });
+  // y = b + acc from the first input block, y += acc after it.
   const store = range(rn).map((r) => {
-    const head = `if (co0 + ${r}u < p.cOut) {\n    var b = 0.0;\n    if (p.hasBias == 1u) { b = bias[co0 + ${r}u]; }\n    let o = dst0 + ${r}u * plane;\n`;
+    const head = `if (p.co0 + ${r}u < p.cOut) {\n    var b = 0.0;\n    if (p.hasBias == 1u && p.accumulate == 0u) { b = bias[p.co0 + ${r}u]; }\n    let o = dst0 + ${r}u * plane;\n`;
     const body = vec4
-      ? `    y[o / 4u] = a${r}l + b;\n    if (ox0 + 4u < p.w) { y[o / 4u + 1u] = a${r}h + b; }\n`
+      ? `    var lo = a${r}l + b;\n    if (p.accumulate == 1u) { lo += y[o / 4u]; }\n    y[o / 4u] = lo;\n` +
+        `    if (ox0 + 4u < p.w) {\n      var hi = a${r}h + b;\n      if (p.accumulate == 1u) { hi += y[o / 4u + 1u]; }\n      y[o / 4u + 1u] = hi;\n    }\n`
       : range(8)
-          .map((k) => `    if (ox0 + ${k}u < p.w) { y[o + ${k}u] = a${r}${k < 4 ? 'l' : 'h'}[${k % 4}] + b; }\n`)
+          .map((k) => `    if (ox0 + ${k}u < p.w) { var v = a${r}${k < 4 ? 'l' : 'h'}[${k % 4}] + b; if (p.accumulate == 1u) { v += y[o + ${k}u]; } y[o + ${k}u] = v; }\n`)
           .join('');
     return `${head}${body}  }`;
   });
@@ -71,7 +79,8 @@ function kernel(variant: Conv2d3x3PxVariant, vec4: boolean): Readonly<KernelSpec
   return defineKernel({
     name: `conv2d_${variant}${vec4 ? '_vec4' : ''}`,
     shader: 'conv2d_3x3_px',
-    bindings: ['read', 'read', 'read', 'write'],
+    include: ['conv2d_direct_params'],
+    bindings: ['read', 'uniform', 'read', 'write'],
     uniforms: true,
     defines: { RN: rn, XT: vec4 ? 'vec4<f32>' : 'f32', LOAD: vec4 ? LOAD_VEC4 : LOAD_F32, ...channelCode(rn, vec4) },
   });
@@ -79,52 +88,25 @@ function kernel(variant: Conv2d3x3PxVariant, vec4: boolean): Readonly<KernelSpec
 
 const KERNELS = Object.fromEntries(CONV2D_3X3_PX_VARIANTS.map((v) => [v, { 1: kernel(v, false), 4: kernel(v, true) }])) as Record<Conv2d3x3PxVariant, Record<1 | 4, Readonly<KernelSpec>>>;
 
+/** Lanes of the px kernels for packWeights / directConv: RN / 4 vec4 groups per tile, 8 pixel groups per workgroup. */
+function pxLanes(variant: Conv2d3x3PxVariant): DirectLanes {
+  return { maxGroups: CHANNELS[variant] / 4, pixelGroups: () => 8, ciMultiple: 1 };
+}
+
 export function isConv2d3x3PxVariant(v: string): v is Conv2d3x3PxVariant {
   return (CONV2D_3X3_PX_VARIANTS as readonly string[]).includes(v);
 }
 
-/** The one source → one result 3×3 s1 p1 conv both directions run: channels, size, weight strides. */
-interface PxConv {
-  n: number;
-  srcC: number;
-  dstC: number;
-  h: number;
-  w: number;
-  sO: number;
-  sI: number;
-  flip: boolean;
-}
-
-function run(rt: Runtime, src: GPUBuffer, wts: GPUBuffer, bias: GPUBuffer | null, c: PxConv, variant: Conv2d3x3PxVariant, what: { src: string; dst: string }): GPUBuffer {
-  const rn = CHANNELS[variant];
-  const plane = c.h * c.w;
-  const segs = Math.ceil(c.w / 8);
-  const segBlocks = Math.ceil(segs / 8);
-  const tiles = Math.ceil(c.dstC / rn);
-  const vec4 = c.w % 4 === 0 ? 4 : 1;
-  rt.assertBindable('conv2d weight w', c.srcC * c.dstC * 9 * 4);
-  const input = { buffer: src, itemFloats: c.srcC * plane, what: what.src };
-  return overBatchChunks(rt, c.n, input, { itemFloats: c.dstC * plane, what: what.dst }, (sb, db, chunk) => {
-    const [gx, gy] = flatWorkgroups(segBlocks * c.h * tiles * chunk.count, rt.maxWorkgroupsPerDimension);
-    rt.dispatch(KERNELS[variant][vec4], {
-      bindings: [sb.binding, wts, bias ?? wts, db.binding],
-      uniforms: new Uniforms()
-        .u32(c.srcC, c.h, c.w, c.dstC, sb.base, db.base, segs, segBlocks)
-        .u32(c.sO, c.sI, c.flip ? 1 : 0, bias ? 1 : 0, chunk.count, tiles, 0, 0)
-        .bytes(),
-      workgroups: [gx, gy, 1],
-    });
-  });
-}
-
 /** y = conv2d(x, w) + b for a 3×3 s1 p1 shape; a new buffer [n, cOut, h, w]. */
 export function conv2dForward3x3Px(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | null, s: Conv2dShape, variant: Conv2d3x3PxVariant): GPUBuffer {
-  const c = { n: s.n, srcC: s.cIn, dstC: s.cOut, h: s.h, w: s.w, sO: s.cIn * 9, sI: 9, flip: false };
-  return run(rt, x, w, b, c, variant, { src: 'conv2d input x', dst: 'conv2d output y' });
+  const pack = { w, cOut: s.cOut, cIn: s.cIn, taps: 9, transpose: false, flip: false };
+  const g = { n: s.n, srcC: s.cIn, srcH: s.h, srcW: s.w, dstC: s.cOut, dstH: s.h, dstW: s.w, rows: s.h, segs: Math.ceil(s.w / 8) };
+  return directConv(rt, KERNELS[variant][s.w % 4 === 0 ? 4 : 1], pack, b, g, { src: x, srcWhat: 'conv2d input x', dstWhat: 'conv2d output y' }, pxLanes(variant));
 }
 
 /** dx of a 3×3 s1 p1 conv from dy (dy convolved with Wᵀ flipped); a new buffer [n, cIn, h, w]. */
 export function conv2dBackwardData3x3Px(rt: Runtime, dy: GPUBuffer, w: GPUBuffer, s: Conv2dShape, variant: Conv2d3x3PxVariant): GPUBuffer {
-  const c = { n: s.n, srcC: s.cOut, dstC: s.cIn, h: s.h, w: s.w, sO: 9, sI: s.cIn * 9, flip: true };
-  return run(rt, dy, w, null, c, variant, { src: 'conv2d output gradient dy', dst: 'conv2d input gradient dx' });
+  const pack = { w, cOut: s.cOut, cIn: s.cIn, taps: 9, transpose: true, flip: true };
+  const g = { n: s.n, srcC: s.cOut, srcH: s.h, srcW: s.w, dstC: s.cIn, dstH: s.h, dstW: s.w, rows: s.h, segs: Math.ceil(s.w / 8) };
+  return directConv(rt, KERNELS[variant][s.w % 4 === 0 ? 4 : 1], pack, null, g, { src: dy, srcWhat: 'conv2d output gradient dy', dstWhat: 'conv2d input gradient dx' }, pxLanes(variant));
 }

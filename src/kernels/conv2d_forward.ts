@@ -18,7 +18,7 @@ import type { Runtime } from './runtime.ts';
  * Kernel versions, each valid for the shapes `conv2dVariantApplies` accepts; `gemm` for all.
  * `2x2s2_sg` also needs the adapter's subgroups (`hasSubgroupsOf8`).
  */
-export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '2x2s2_sg', '1x1', '1x1_narrow', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32', '3x3_px4', '3x3_px8', '3x3_px16'] as const;
+export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '2x2s2_sg', '1x1', '1x1_narrow', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32', '3x3_px8', '3x3_px16'] as const;
 export type Conv2dForwardVariant = (typeof CONV2D_FORWARD_VARIANTS)[number];
 
 const gemmKernel = defineKernel({ name: 'conv2d_fwd_gemm', shader: 'conv2d_fwd_gemm', bindings: ['read', 'read', 'read', 'write'], uniforms: true });
@@ -33,8 +33,7 @@ export function conv2dVariantApplies(variant: Conv2dForwardVariant, s: Conv2dSha
     case 'gemm_rb_n32':
       return true;
     case '3x3':
-    case '3x3_px4': // lanes over pixels, weights from storage (conv2d_3x3_px.ts)
-    case '3x3_px8':
+    case '3x3_px8': // lanes over pixels (conv2d_3x3_px.ts)
     case '3x3_px16':
       return k(3, 1, 1);
     case '2x2s2':
@@ -65,7 +64,10 @@ export function chooseConv2dVariant(rt: Runtime, s: Conv2dShape, reduceC: number
   if (!isCpuAdapter(rt)) return pointwise && outC <= 8 ? '1x1_narrow' : 'gemm';
   // lavapipe, 256→1 at 64² b8: forward '1x1' 7 ms vs narrow 11; data gradient narrow 14 ms vs '1x1' 30.
   if (pointwise) return reduceC <= 8 ? '1x1_narrow' : '1x1';
-  if (conv2dVariantApplies('3x3', s)) return '3x3';
+  // lavapipe, '3x3_px16' against '3x3' (GFLOP per CPU-second, b1, forward): 5.8 vs 2.3 at 256→256
+  // 64², 6.8 vs 2.1 at 64→64 128², 3.6 vs 2.4 at 16→16 256², 4.0 vs 2.1 at 16→32 256²; dx 5.8 vs
+  // 2.7 at 256→256 64². Narrower or smaller layers (the tiny preset's) were not measured: '3x3'.
+  if (conv2dVariantApplies('3x3', s)) return outC >= 16 && s.w >= 32 ? '3x3_px16' : '3x3';
   // lavapipe, '2x2s2_sg' against '2x2s2' (bench/conv2d_forward.ts, medians): forward 3.4× at 64→64
   // 128² b8, 3× at 32→32 256², 2.4× at 16→16 512², 1.35–2× on the tiny preset's b16 shapes (8→8 64²
   // … 16→16 8²). Data gradient: 1.2× at 64→64 128², 1.1× at 32→32 256², even at 16→16 512², slower
@@ -104,7 +106,6 @@ export function conv2dForward(
     case 'gemm_rb64':
     case 'gemm_rb_n32':
       return conv2dForwardGemmRb(rt, x, w, b, s, variant);
-    case '3x3_px4':
     case '3x3_px8':
     case '3x3_px16':
       return conv2dForward3x3Px(rt, x, w, b, s, variant);
