@@ -48,7 +48,8 @@ type Phase = 'forward' | 'backward' | 'optimizer';
 
 /** The kernel family of a conv dispatch: '3x3', '2x2s2', '1x1', 'gemm', or null for a non-conv kernel. */
 function convFamily(kernel: string): string | null {
-  const m = /^conv2d_(?:fwd|dx)_(3x3|2x2s2|1x1|gemm)/.exec(kernel) ?? /^conv2d_dw_(3x3|2x2s2|1x1|general)/.exec(kernel);
+  // conv2d_3x3_px*: forward and data gradient alike (told apart by phase, as conv2d_fwd_3x3).
+  const m = /^conv2d_(?:fwd|dx)_(3x3|2x2s2|1x1|gemm)/.exec(kernel) ?? /^conv2d_(3x3)_px/.exec(kernel) ?? /^conv2d_dw_(3x3|2x2s2|1x1|general)/.exec(kernel);
   if (!m) return null;
   return m[1] === 'general' ? 'gemm' : (m[1] as string);
 }

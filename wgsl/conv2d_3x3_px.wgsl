@@ -42,25 +42,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let plane = p.h * p.w;
 
   {{ACC_DECL}}
-  var src = p.xBase + (n * p.cIn + p.ci0) * plane;
-  for (var ci = 0u; ci < p.ciCount; ci++) {
-    for (var ky = 0u; ky < 3u; ky++) {
-      let iy = i32(oy) + i32(ky) - 1;
-      if (iy < 0 || iy >= i32(p.h)) { continue; }
-      let v = loadTen(src + u32(iy) * p.w, ox0);
-      // Pixels 0–3 and 4–7 of the group under taps kx = 0, 1, 2.
-      let l0 = vec4(v.l, v.a.xyz);
-      let h0 = vec4(v.a.w, v.b.xyz);
-      let l1 = v.a;
-      let h1 = v.b;
-      let l2 = vec4(v.a.yzw, v.b.x);
-      let h2 = vec4(v.b.yzw, v.r);
-      // Packed vec4 index of tap (ky, 0), group 0: the same in every lane. The block has p.groups
-      // (≤ RN / 4) groups; the code reads RN / 4, channels past cOut are never stored.
-      let wk = (ci * 3u + ky) * 3u * p.groups;
-      {{ACC_FMA}}
-    }
-    src += plane;
+  let src0 = p.xBase + (n * p.cIn + p.ci0) * plane;
+  // One loop over (input channel, kernel row) rather than two nested ones: a 3-trip inner loop would
+  // be unrolled by the compiler, tripling the code of the unrolled channels (and its compile time).
+  for (var k = 0u; k < 3u * p.ciCount; k++) {
+    let ci = k / 3u;
+    let ky = k % 3u;
+    let iy = i32(oy) + i32(ky) - 1;
+    if (iy < 0 || iy >= i32(p.h)) { continue; }
+    let v = loadTen(src0 + ci * plane + u32(iy) * p.w, ox0);
+    // Pixels 0–3 and 4–7 of the group under taps kx = 0, 1, 2.
+    let l0 = vec4(v.l, v.a.xyz);
+    let h0 = vec4(v.a.w, v.b.xyz);
+    let l1 = v.a;
+    let h1 = v.b;
+    let l2 = vec4(v.a.yzw, v.b.x);
+    let h2 = vec4(v.b.yzw, v.r);
+    // Packed vec4 index of tap (ky, 0), group 0: the same in every lane. The block has p.groups
+    // (≤ RN / 4) groups; the code reads RN / 4, channels past cOut are never stored.
+    let wk = k * 3u * p.groups;
+    {{ACC_FMA}}
   }
   if (!live) { return; }
   let dst0 = p.yBase + (n * p.cOut + p.co0) * plane + oy * p.w + ox0;

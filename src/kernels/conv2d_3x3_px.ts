@@ -58,7 +58,7 @@ function channelCode(rn: number, vec4: boolean): { ACC_DECL: string; ACC_FMA: st
       const c = 'xyzw'[j];
       return `a${r}l = fma(l2, vec4(w${g}2.${c}), fma(l1, vec4(w${g}1.${c}), fma(l0, vec4(w${g}0.${c}), a${r}l))); a${r}h = fma(h2, vec4(w${g}2.${c}), fma(h1, vec4(w${g}1.${c}), fma(h0, vec4(w${g}0.${c}), a${r}h)));`;
     });
-    return [load, ...lines].join('\n      ');
+    return [load, ...lines].join('\n    ');
   });
   // y = b + acc from the first input block, y += acc after it.
   const store = range(rn).map((r) => {
@@ -71,7 +71,7 @@ function channelCode(rn: number, vec4: boolean): { ACC_DECL: string; ACC_FMA: st
           .join('');
     return `${head}${body}  }`;
   });
-  return { ACC_DECL: decl.join('\n  '), ACC_FMA: fma.join('\n      '), ACC_STORE: store.join('\n  ') };
+  return { ACC_DECL: decl.join('\n  '), ACC_FMA: fma.join('\n    '), ACC_STORE: store.join('\n  ') };
 }
 
 function kernel(variant: Conv2d3x3PxVariant, vec4: boolean): Readonly<KernelSpec> {
