@@ -66,8 +66,9 @@ export function chooseConv2dVariant(rt: Runtime, s: Conv2dShape, reduceC: number
   if (pointwise) return reduceC <= 8 ? '1x1_narrow' : '1x1';
   // lavapipe, '3x3_px16' against '3x3' (GFLOP per CPU-second, b1, forward): 5.8 vs 2.3 at 256→256
   // 64², 6.8 vs 2.1 at 64→64 128², 3.6 vs 2.4 at 16→16 256², 4.0 vs 2.1 at 16→32 256²; dx 5.8 vs
-  // 2.7 at 256→256 64². Narrower or smaller layers (the tiny preset's) were not measured: '3x3'.
-  if (conv2dVariantApplies('3x3', s)) return outC >= 16 && s.w >= 32 ? '3x3_px16' : '3x3';
+  // 2.7 at 256→256 64² (bench/conv2d_3x3_ab.ts). Layers narrower than 16 channels or smaller than
+  // 64² (the tiny and tile presets') were not measured: they keep '3x3'.
+  if (conv2dVariantApplies('3x3', s)) return outC >= 16 && s.w >= 64 ? '3x3_px16' : '3x3';
   // lavapipe, '2x2s2_sg' against '2x2s2' (bench/conv2d_forward.ts, medians): forward 3.4× at 64→64
   // 128² b8, 3× at 32→32 256², 2.4× at 16→16 512², 1.35–2× on the tiny preset's b16 shapes (8→8 64²
   // … 16→16 8²). Data gradient: 1.2× at 64→64 128², 1.1× at 32→32 256², even at 16→16 512², slower
