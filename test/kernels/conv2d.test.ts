@@ -141,6 +141,19 @@ describe('conv2d choice and validation', () => {
     expect(chosen).toBe(!isCpuAdapter(rt) ? 'gemm' : hasSubgroupsOf8(rt) ? onCpuWithSubgroups : '2x2s2');
   });
 
+  it.each([
+    ['forward 256→256 64² (the seed\'s widest)', 'forward', S(1, 256, 64, 64, 256, 3, 1, 1), '3x3_px16'],
+    ['dx 128→256 64² (128 dx channels)', 'dx', S(1, 128, 64, 64, 256, 3, 1, 1), '3x3_px16'],
+    ['forward 3→16 512² (the seed\'s first layer)', 'forward', S(1, 3, 512, 512, 16, 3, 1, 1), '3x3_px16'],
+    ['dx 3→16 512² (3 dx channels)', 'dx', S(1, 3, 512, 512, 16, 3, 1, 1), '3x3'],
+    ['forward 8→8 64² b16 (the tiny preset)', 'forward', S(16, 8, 64, 64, 8, 3, 1, 1), '3x3'],
+    ['forward 16→16 32² b16 (the tile preset, unmeasured)', 'forward', S(16, 16, 32, 32, 16, 3, 1, 1), '3x3'],
+  ] as const)('chooses between the 3×3 versions as measured on lavapipe: %s', async (_name, op, s, onCpu) => {
+    const rt = await gpu();
+    const chosen = op === 'forward' ? chooseConv2dForwardVariant(rt, s) : chooseConv2dBackwardDataVariant(rt, s);
+    expect(chosen).toBe(isCpuAdapter(rt) ? onCpu : 'gemm');
+  });
+
   it("'2x2s2_sg' names what it needs on a device without subgroups of 8", async () => {
     const real = await gpu();
     const rt = Object.create(real, { adapter: { value: { ...real.adapter, subgroupMinSize: 4 } } }) as Runtime;
