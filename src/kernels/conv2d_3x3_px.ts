@@ -93,10 +93,6 @@ function pxLanes(variant: Conv2d3x3PxVariant): DirectLanes {
   return { maxGroups: CHANNELS[variant] / 4, pixelGroups: () => 8, ciMultiple: 1 };
 }
 
-export function isConv2d3x3PxVariant(v: string): v is Conv2d3x3PxVariant {
-  return (CONV2D_3X3_PX_VARIANTS as readonly string[]).includes(v);
-}
-
 /** y = conv2d(x, w) + b for a 3×3 s1 p1 shape; a new buffer [n, cOut, h, w]. */
 export function conv2dForward3x3Px(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | null, s: Conv2dShape, variant: Conv2d3x3PxVariant): GPUBuffer {
   const pack = { w, cOut: s.cOut, cIn: s.cIn, taps: 9, transpose: false, flip: false };
