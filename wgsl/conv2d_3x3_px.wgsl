@@ -30,6 +30,8 @@ struct Ten { a: vec4<f32>, b: vec4<f32>, l: f32, r: f32 }
 
 {{LOAD}}
 
+{{STORE}}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -65,5 +67,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   if (!live) { return; }
   let dst0 = p.yBase + (n * p.cOut + p.co0) * plane + oy * p.w + ox0;
-  {{ACC_STORE}}
+  {{ACC_COPY}}
+  // Channels of this tile inside the tensor; the bias only with the first input block.
+  for (var r = 0u; r < min(RN, p.cOut - p.co0); r++) {
+    var b = 0.0;
+    if (p.hasBias == 1u && p.accumulate == 0u) { b = bias[p.co0 + r]; }
+    store8(dst0 + r * plane, ox0, acc[2u * r], acc[2u * r + 1u], b);
+  }
 }

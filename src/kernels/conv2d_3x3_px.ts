@@ -1,10 +1,10 @@
 /**
  * The lanes-over-pixels 3×3 s1 p1 convolution for CPU-like adapters (wgsl/conv2d_3x3_px.wgsl):
- * forward and data gradient, variants '3x3_px8' and '3x3_px16' (8 or 16 output channels per
- * dispatch tile) of conv2d.forward and conv2d.dx. Weights are packed into 64 KiB uniform blocks as
+ * forward and data gradient, variant '3x3_px16' (16 output channels per dispatch tile) of
+ * conv2d.forward and conv2d.dx. Weights are packed into 64 KiB uniform blocks as
  * for conv2d_fwd_3x3 (conv2d_direct.ts `directConv`), but every lane of a workgroup reads the same
  * weight at the same time (lanes differ by pixels, not channels), which lavapipe does as one
- * scalar load instead of a gather, and each lane's source loads feed 8 or 16 channels instead of 4.
+ * scalar load instead of a gather, and each lane's source loads feed 16 channels instead of 4.
  * Each lane keeps 8 pixels × RN channels of accumulators; the kernel's unrolled per-channel code is
  * generated here (WGSL has no macros, and arrays indexed in loops would not stay in registers).
  * Measured against '3x3' on lavapipe: BENCHMARKS.md, "The seed's wide 3×3 layers".
@@ -14,10 +14,11 @@ import type { Conv2dShape } from './conv2d_shape.ts';
 import { defineKernel, type KernelSpec } from './kernel.ts';
 import type { Runtime } from './runtime.ts';
 
-export const CONV2D_3X3_PX_VARIANTS = ['3x3_px8', '3x3_px16'] as const;
+export const CONV2D_3X3_PX_VARIANTS = ['3x3_px16'] as const;
 export type Conv2d3x3PxVariant = (typeof CONV2D_3X3_PX_VARIANTS)[number];
 
-const CHANNELS: Record<Conv2d3x3PxVariant, number> = { '3x3_px8': 8, '3x3_px16': 16 };
+/** Output channels per tile (8 was measured too, slower at every seed shape: BENCHMARKS.md). */
+const CHANNELS: Record<Conv2d3x3PxVariant, number> = { '3x3_px16': 16 };
 
 /** Four vec4 loads per kernel row (W a multiple of 4), columns outside the row zeroed. */
 const LOAD_VEC4 = `fn loadTen(row: u32, ox0: u32) -> Ten {
@@ -44,10 +45,31 @@ fn loadTen(row: u32, ox0: u32) -> Ten {
   return t;
 }`;
 
+/** Stores 8 pixels (two vec4, the second only inside the row) of one channel: y = b + v, or y += v. */
+const STORE_VEC4 = `fn store8(o: u32, ox0: u32, lo: vec4<f32>, hi: vec4<f32>, b: f32) {
+  var l = lo + b;
+  if (p.accumulate == 1u) { l += y[o / 4u]; }
+  y[o / 4u] = l;
+  if (ox0 + 4u < p.w) {
+    var h = hi + b;
+    if (p.accumulate == 1u) { h += y[o / 4u + 1u]; }
+    y[o / 4u + 1u] = h;
+  }
+}`;
+
+/** Stores the pixels of the 8 inside the row, one f32 each. */
+const STORE_F32 = `fn store8(o: u32, ox0: u32, lo: vec4<f32>, hi: vec4<f32>, b: f32) {
+  for (var k = 0u; k < min(8u, p.w - ox0); k++) {
+    var v = select(hi[k % 4u], lo[k % 4u], k < 4u) + b;
+    if (p.accumulate == 1u) { v += y[o + k]; }
+    y[o + k] = v;
+  }
+}`;
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** The unrolled accumulator code for `rn` channels: declarations, FMAs per kernel row, stores. */
-function channelCode(rn: number, vec4: boolean): { ACC_DECL: string; ACC_FMA: string; ACC_STORE: string } {
+/** The unrolled accumulator code for `rn` channels: declarations, FMAs per kernel row, copy for the stores. */
+function channelCode(rn: number): { ACC_DECL: string; ACC_FMA: string; ACC_COPY: string } {
   const decl = range(rn).map((r) => `var a${r}l = vec4<f32>(0.0); var a${r}h = vec4<f32>(0.0);`);
   // Per vec4 group of 4 channels: the three taps' weights (vec4 over the channels), then per channel
   // the 6 vec4 FMAs of its 8 pixels.
@@ -60,18 +82,11 @@ function channelCode(rn: number, vec4: boolean): { ACC_DECL: string; ACC_FMA: st
     });
     return [load, ...lines].join('\n    ');
   });
-  // y = b + acc from the first input block, y += acc after it.
-  const store = range(rn).map((r) => {
-    const head = `if (p.co0 + ${r}u < p.cOut) {\n    var b = 0.0;\n    if (p.hasBias == 1u && p.accumulate == 0u) { b = bias[p.co0 + ${r}u]; }\n    let o = dst0 + ${r}u * plane;\n`;
-    const body = vec4
-      ? `    var lo = a${r}l + b;\n    if (p.accumulate == 1u) { lo += y[o / 4u]; }\n    y[o / 4u] = lo;\n` +
-        `    if (ox0 + 4u < p.w) {\n      var hi = a${r}h + b;\n      if (p.accumulate == 1u) { hi += y[o / 4u + 1u]; }\n      y[o / 4u + 1u] = hi;\n    }\n`
-      : range(8)
-          .map((k) => `    if (ox0 + ${k}u < p.w) { var v = a${r}${k < 4 ? 'l' : 'h'}[${k % 4}] + b; if (p.accumulate == 1u) { v += y[o + ${k}u]; } y[o + ${k}u] = v; }\n`)
-          .join('');
-    return `${head}${body}  }`;
-  });
-  return { ACC_DECL: decl.join('\n  '), ACC_FMA: fma.join('\n    '), ACC_STORE: store.join('\n  ') };
+  // The stores go through an array and a loop over channels that the compiler cannot unroll (its
+  // bound is a uniform): unrolled, 16 channels × 8 pixels of lane-divergent stores made the kernel
+  // take minutes to compile on lavapipe under load.
+  const store = [`var acc: array<vec4<f32>, ${2 * rn}>;`, ...range(rn).map((r) => `acc[${2 * r}] = a${r}l; acc[${2 * r + 1}] = a${r}h;`)];
+  return { ACC_DECL: decl.join('\n  '), ACC_FMA: fma.join('\n    '), ACC_COPY: store.join('\n  ') };
 }
 
 function kernel(variant: Conv2d3x3PxVariant, vec4: boolean): Readonly<KernelSpec> {
@@ -82,7 +97,7 @@ function kernel(variant: Conv2d3x3PxVariant, vec4: boolean): Readonly<KernelSpec
     include: ['conv2d_direct_params'],
     bindings: ['read', 'uniform', 'read', 'write'],
     uniforms: true,
-    defines: { RN: rn, XT: vec4 ? 'vec4<f32>' : 'f32', LOAD: vec4 ? LOAD_VEC4 : LOAD_F32, ...channelCode(rn, vec4) },
+    defines: { RN: rn, XT: vec4 ? 'vec4<f32>' : 'f32', LOAD: vec4 ? LOAD_VEC4 : LOAD_F32, STORE: vec4 ? STORE_VEC4 : STORE_F32, ...channelCode(rn) },
   });
 }
 

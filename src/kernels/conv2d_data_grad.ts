@@ -50,7 +50,6 @@ export function conv2dBackwardData(
     case 'gemm_rb64':
     case 'gemm_rb_n32':
       return conv2dBackwardDataGemmRb(rt, dy, w, s, variant);
-    case '3x3_px8':
     case '3x3_px16':
       return conv2dBackwardData3x3Px(rt, dy, w, s, variant);
     case '1x1_narrow':

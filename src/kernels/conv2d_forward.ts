@@ -18,7 +18,7 @@ import type { Runtime } from './runtime.ts';
  * Kernel versions, each valid for the shapes `conv2dVariantApplies` accepts; `gemm` for all.
  * `2x2s2_sg` also needs the adapter's subgroups (`hasSubgroupsOf8`).
  */
-export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '2x2s2_sg', '1x1', '1x1_narrow', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32', '3x3_px8', '3x3_px16'] as const;
+export const CONV2D_FORWARD_VARIANTS = ['gemm', '3x3', '2x2s2', '2x2s2_sg', '1x1', '1x1_narrow', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32', '3x3_px16'] as const;
 export type Conv2dForwardVariant = (typeof CONV2D_FORWARD_VARIANTS)[number];
 
 const gemmKernel = defineKernel({ name: 'conv2d_fwd_gemm', shader: 'conv2d_fwd_gemm', bindings: ['read', 'read', 'read', 'write'], uniforms: true });
@@ -33,8 +33,7 @@ export function conv2dVariantApplies(variant: Conv2dForwardVariant, s: Conv2dSha
     case 'gemm_rb_n32':
       return true;
     case '3x3':
-    case '3x3_px8': // lanes over pixels (conv2d_3x3_px.ts)
-    case '3x3_px16':
+    case '3x3_px16': // lanes over pixels (conv2d_3x3_px.ts)
       return k(3, 1, 1);
     case '2x2s2':
     case '2x2s2_sg':
@@ -107,7 +106,6 @@ export function conv2dForward(
     case 'gemm_rb64':
     case 'gemm_rb_n32':
       return conv2dForwardGemmRb(rt, x, w, b, s, variant);
-    case '3x3_px8':
     case '3x3_px16':
       return conv2dForward3x3Px(rt, x, w, b, s, variant);
     case '1x1_narrow':

@@ -39,9 +39,9 @@ const CASES: [string, Conv2dShape][] = [
   ['3x3 19→70 5×11 (several output tiles)', S(1, 19, 5, 11, 70, 3, 1, 1)],
   ['3x3 130→13 4×5 (forward: two input blocks)', S(1, 130, 4, 5, 13, 3, 1, 1)],
   ['3x3 13→130 4×9 (dx: two input blocks)', S(1, 13, 4, 9, 130, 3, 1, 1)],
-  // For '3x3_px8' / '3x3_px16' (lanes over pixels): rows read as vec4 when W is a multiple of 4
+  // For '3x3_px16' (lanes over pixels): rows read as vec4 when W is a multiple of 4
   // (W = 12: a segment of 8 + one of 4), more than 8 segments in a row (two lane blocks), channels
-  // not a multiple of the 8 or 16 per tile, batch 3. The 3×3 cases above run them with f32 rows.
+  // not a multiple of the 16 per tile, batch 3. The 3×3 cases above run them with f32 rows.
   ['3x3 3→11 6×12 b3 (vec4 rows, a half segment)', S(3, 3, 6, 12, 11, 3, 1, 1)],
   ['3x3 9→17 3×68 (vec4 rows, 9 segments: two lane blocks)', S(1, 9, 3, 68, 17, 3, 1, 1)],
   ['3x3 4→3 2×70 b3 (f32 rows, 9 segments)', S(3, 4, 2, 70, 3, 3, 1, 1)],
