@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { throttleDawnPolling } from './dawn_ticks.ts';
+import { throttleDawnPolling, type DawnClasses } from './dawn_ticks.ts';
 import { createRuntimeFromGpu, type DeviceOptions } from './device.ts';
 import { withDawnNoticeHidden } from './native_stderr.ts';
 import type { Runtime } from './runtime.ts';
@@ -25,7 +25,7 @@ export async function nodeGpu(flags: string[] = dawnFlagsFromEnv()): Promise<GPU
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
   gpuSingleton = webgpu.create(flags);
-  throttleDawnPolling();
+  throttleDawnPolling(webgpu.globals as DawnClasses);
   return gpuSingleton;
 }
 

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isNativeCallback, restoreDawnPolling, throttleDawnPolling } from '../../src/kernels/dawn_ticks.ts';
+import { isNativeCallback, restoreDawnPolling, throttleDawnPolling, withDawnSpinning } from '../../src/kernels/dawn_ticks.ts';
 import { createNodeRuntime } from '../../src/kernels/node.ts';
 
 /** The main thread's user + system CPU seconds (Linux). */
@@ -30,7 +30,7 @@ describe('dawn_ticks', () => {
 
   it('leaves setImmediate alone under LUNGPATH_DAWN_POLL=spin', () => {
     const before = globalThis.setImmediate;
-    expect(throttleDawnPolling({}, { LUNGPATH_DAWN_POLL: 'spin' })).toBe(false);
+    expect(throttleDawnPolling({}, {}, { LUNGPATH_DAWN_POLL: 'spin' })).toBe(false);
     expect(globalThis.setImmediate).toBe(before);
   });
 
@@ -46,6 +46,18 @@ describe('dawn_ticks', () => {
     try {
       const src = rt.upload(new Float32Array(1 << 20), 'src');
       const dst = rt.alloc(4 << 20, 'dst');
+      /** Dawn polls and ms of one readback after 100 copies of 4 MiB. */
+      const timedRead = async () => {
+        const [polls0, t] = [dawnPolls, performance.now()];
+        for (let i = 0; i < 100; i++) rt.copy(src, dst, 4 << 20);
+        await rt.read(dst, 16);
+        return { polls: dawnPolls - polls0, ms: performance.now() - t };
+      };
+      await timedRead(); // warm-up: the first submit of the copies
+      // Inside withDawnSpinning (the autotuner's timings) Dawn polls back to back, as without the throttle.
+      const spun = await withDawnSpinning(timedRead);
+      expect(spun.polls).toBeGreaterThan(64 + 2 * spun.ms);
+      dawnPolls = 0;
       const cpu0 = mainThreadCpuSeconds();
       const t0 = performance.now();
       for (let i = 0; i < 100; i++) rt.copy(src, dst, 4 << 20);
