@@ -17,6 +17,7 @@
 import { chooseConv2dBackwardDataVariant, conv2dBackwardData } from './conv2d_data_grad.ts';
 import { chooseConv2dForwardVariant, CONV2D_FORWARD_VARIANTS, conv2dForward, conv2dVariantApplies, isCpuAdapter, type Conv2dForwardVariant } from './conv2d_forward.ts';
 import { isGemmRbVariant } from './conv2d_gemm_rb.ts';
+import { withDawnSpinning } from './dawn_ticks.ts';
 import { conv2dBackwardDataRef, conv2dBackwardWeightRef, conv2dForwardRef } from './conv2d_ref.ts';
 import { conv2dOutputSize, validateConv2dShape, type Conv2dShape } from './conv2d_shape.ts';
 import { chooseConv2dWeightGradVariant, CONV2D_WEIGHT_GRAD_VARIANTS, conv2dBackwardWeight, conv2dWeightGradSupports, type Conv2dWeightGradVariant } from './conv2d_weight_grad.ts';
@@ -266,8 +267,16 @@ export function mismatch(got: ArrayLike<number>, ref: ArrayLike<number>, rtol = 
 
 const MIN_SAMPLE_MS = 5;
 
-/** Median ms per launch over `reps` samples (each ≥ MIN_SAMPLE_MS of back-to-back launches); a first launch slower than `giveUpMs` ends it early. */
-async function timeVersion(rt: Runtime, launch: () => GPUBuffer, reps: number, giveUpMs: number): Promise<number> {
+/**
+ * Median ms per launch over `reps` samples (each ≥ MIN_SAMPLE_MS of back-to-back launches); a first
+ * launch slower than `giveUpMs` ends it early. Dawn polls back to back here (dawn_ticks.ts): a
+ * throttled poll would add up to 1 ms to every sample.
+ */
+function timeVersion(rt: Runtime, launch: () => GPUBuffer, reps: number, giveUpMs: number): Promise<number> {
+  return withDawnSpinning(() => timeVersionSpinning(rt, launch, reps, giveUpMs));
+}
+
+async function timeVersionSpinning(rt: Runtime, launch: () => GPUBuffer, reps: number, giveUpMs: number): Promise<number> {
   await rt.sync();
   const t0 = performance.now();
   rt.release(launch());

@@ -1,10 +1,12 @@
 /**
  * Node entry to the GPU: Dawn through the npm `webgpu` package, WGSL read from the wgsl/ folder.
- * Dawn's start-up notice about clamped dynamic-buffer limits is hidden (native_stderr.ts).
+ * Dawn's start-up notice about clamped dynamic-buffer limits is hidden (native_stderr.ts), and its
+ * event polling sleeps instead of spinning on the main thread during long GPU waits (dawn_ticks.ts).
  */
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { throttleDawnPolling, type DawnClasses } from './dawn_ticks.ts';
 import { createRuntimeFromGpu, type DeviceOptions } from './device.ts';
 import { withDawnNoticeHidden } from './native_stderr.ts';
 import type { Runtime } from './runtime.ts';
@@ -23,6 +25,7 @@ export async function nodeGpu(flags: string[] = dawnFlagsFromEnv()): Promise<GPU
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
   gpuSingleton = webgpu.create(flags);
+  throttleDawnPolling(webgpu.globals as DawnClasses);
   return gpuSingleton;
 }
 
