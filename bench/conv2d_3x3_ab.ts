@@ -11,6 +11,7 @@
  *   VARIANTS=3x3,3x3_px16 (default)  OPS=forward,dx (default)  REPS=2 (default)
  *   SHAPES='256,256,64;128,256,64' (cIn,cOut,size[,batch]; default: the seed's 3×3 layers at 64²–256²)
  */
+import './spin_polls.ts';
 import { conv2dBackwardData } from '../src/kernels/conv2d_data_grad.ts';
 import { conv2dForward, type Conv2dForwardVariant } from '../src/kernels/conv2d_forward.ts';
 import { conv2dFlops, type Conv2dShape } from '../src/kernels/conv2d_shape.ts';

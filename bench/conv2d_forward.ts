@@ -13,6 +13,7 @@
  *   LUNGPATH_BENCH_OPS=forward,dx (default; `forward` skips the data gradient)
  *   LUNGPATH_BENCH_VARIANTS=2x2s2,2x2s2_sg (default: every version that applies)
  */
+import './spin_polls.ts';
 import { closeMismatches, randomArray } from '../src/kernels/check.ts';
 import {
   CONV2D_BACKWARD_DATA_VARIANTS,

@@ -9,6 +9,7 @@
  *
  *   npx tsx bench/conv2d_weight_grad.ts [--iterations 5] [--only 3x3s1p1]
  */
+import './spin_polls.ts';
 import { parseArgs } from 'node:util';
 import { autotune, formatTimings } from '../src/kernels/autotune.ts';
 import { describeAdapter } from '../src/kernels/device.ts';

@@ -9,6 +9,7 @@
  *
  *   npx tsx bench/dense.ts
  */
+import './spin_polls.ts';
 import { adamStep } from '../src/kernels/adam.ts';
 import { cropPatches } from '../src/kernels/crop_patches.ts';
 import { describeAdapter } from '../src/kernels/device.ts';

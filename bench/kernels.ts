@@ -20,6 +20,7 @@
  * (bench/dispatch_cost.ts; `--only dispatch`) and the per-op split of one seed training step at
  * batch 1 (bench/step_split.ts; `--only split`).
  */
+import './spin_polls.ts';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { describeAdapter } from '../src/kernels/device.ts';

@@ -6,6 +6,7 @@
  * GB/s = (bytes read + written) / median time.
  * Run: npx tsx bench/norm_activation.ts [iterations]
  */
+import './spin_polls.ts';
 import { batchNorm2dBackward, batchNorm2dForwardTrain, type BatchNormShape } from '../src/kernels/batchnorm2d.ts';
 import { describeAdapter } from '../src/kernels/device.ts';
 import { dropoutForward } from '../src/kernels/dropout.ts';

@@ -11,6 +11,7 @@
  *   launches run the built-in heuristic; `autotune` times every version per shape first, as
  *   `lungpath train` does (cached on disk). The kernel version of every conv is printed.
  */
+import './spin_polls.ts';
 import { currentVersion } from '../src/kernels/autotune.ts';
 import type { DispatchTiming } from '../src/kernels/profiler.ts';
 import { conv2dFlops, type Conv2dShape } from '../src/kernels/conv2d_shape.ts';

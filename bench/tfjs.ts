@@ -41,6 +41,7 @@
  *   npx tsx bench/tfjs.ts --quick --json   # fewer samples, one JSON object per row
  *   npx tsx bench/tfjs.ts --flags WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE=false
  */
+import './spin_polls.ts';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';

@@ -13,6 +13,7 @@
  * Bundled by bench/gpu/prepare.sh into one file that runs under a plain `node` with Dawn beside it:
  *   node ours.mjs --out ours.jsonl --conv-batch 16 --step-batches 16,64
  */
+import '../spin_polls.ts';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { conv2dFlops, type Conv2dShape } from '../../src/kernels/conv2d_shape.ts';
