@@ -3,6 +3,11 @@
  * buffer pool, the process's memory, the step time — and that nothing is lost.
  *
  *   npx tsx test/soak/soak.ts [--minutes 60] [--sample-seconds 60] [--preset tiny|micro] [--out FILE.json]
+ *        [--rss-slack-mib 64] [--step-ratio-max 1.5]
+ *
+ * Run as a script it first re-executes itself under jemalloc, as the CLI does (bin/allocator.js;
+ * LUNGPATH_ALLOCATOR=system keeps glibc's malloc); runSoak() called in-process runs on whatever
+ * allocator the process has, and the summary names it.
  *
  * It trains in rounds on one runtime: each round is a whole `lungpath train` in-process (`train()`)
  * with --resume and two more Level-1 epochs than the last, so every round resumes from the
@@ -38,6 +43,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { currentAllocator, reexecUnderJemalloc } from '../../bin/allocator.js';
 import { createNodeRuntime } from '../../src/kernels/node.ts';
 import type { Runtime } from '../../src/kernels/runtime.ts';
 import { TINY_CONFIG } from '../../src/nn/config.ts';
@@ -94,6 +100,8 @@ export interface SoakSummary {
   tempFilesLeft: string[];
   checks: { name: string; value: string; bound: string; ok: boolean }[];
   passed: boolean;
+  /** The C allocator the soak ran on: 'jemalloc' (preloaded, as the CLI runs) or 'system'. */
+  allocator: 'jemalloc' | 'system';
 }
 
 const MiB = 1 << 20;
@@ -206,7 +214,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
       samples.push(s);
       o.log(formatSample(s));
     };
-    o.log(`soak: ${o.preset} preset, ${o.minutes} min, a sample every ${o.sampleSeconds} s, work folder ${work}`);
+    o.log(`soak: ${o.preset} preset, ${o.minutes} min, a sample every ${o.sampleSeconds} s, allocator ${currentAllocator()}, work folder ${work}`);
     o.log(HEADER);
     timer = setInterval(sample, o.sampleSeconds * 1000);
     while (Date.now() < end) {
@@ -269,7 +277,7 @@ function summarise(o: SoakOptions, samples: SoakSample[], out: string, rounds: n
   const tempFilesLeft = [out, dir, join(out, 'cache')].filter(existsSync).flatMap((d) => readdirSync(d).filter((n) => n.endsWith('.tmp')).map((n) => join(d, n)));
   checks.push({ name: 'temporary files left', value: String(tempFilesLeft.length), bound: '0', ok: tempFilesLeft.length === 0 });
   const level1Batches_ = level1Batches(metrics, 0).length;
-  return { samples, rounds, level1Batches: level1Batches_, level1Epochs: epochs, checkpointsVerified: verified, tempFilesLeft, checks, passed: checks.every((c) => c.ok) };
+  return { samples, rounds, level1Batches: level1Batches_, level1Epochs: epochs, checkpointsVerified: verified, tempFilesLeft, checks, passed: checks.every((c) => c.ok), allocator: currentAllocator() };
 }
 
 const HEADER = ' minute round L1-epochs batches  pool-hw-MiB pool-held-MiB buffers  rss-MiB  gc-rss heap-MiB  step-ms cpu-ms/batch  load1';
@@ -305,7 +313,7 @@ export function rssTrend(samples: readonly SoakSample[]): string {
 
 /** The summary printed at the end. */
 export function formatSoakSummary(s: SoakSummary): string {
-  const lines = [`rounds ${s.rounds}, Level-1 epochs ${s.level1Epochs}, Level-1 batches ${s.level1Batches}, samples ${s.samples.length}`, rssTrend(s.samples)];
+  const lines = [`allocator ${s.allocator}, rounds ${s.rounds}, Level-1 epochs ${s.level1Epochs}, Level-1 batches ${s.level1Batches}, samples ${s.samples.length}`, rssTrend(s.samples)];
   for (const c of s.checks) lines.push(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.value} (${c.bound})`);
   lines.push(`result: ${s.passed ? 'PASS' : 'FAIL'}`);
   return lines.join('\n');
@@ -321,7 +329,9 @@ async function main(argv: string[]): Promise<number> {
   const sampleSeconds = Number(flag(argv, 'sample-seconds', '60'));
   const preset = flag(argv, 'preset', 'tiny');
   if (preset !== 'tiny' && preset !== 'micro') throw new Error('--preset must be tiny or micro');
-  const summary = await runSoak({ minutes, sampleSeconds, preset, stepRatioMax: 1.5, log: (l) => console.log(l) });
+  const stepRatioMax = Number(flag(argv, 'step-ratio-max', '1.5'));
+  const rssSlackMiB = Number(flag(argv, 'rss-slack-mib', '64'));
+  const summary = await runSoak({ minutes, sampleSeconds, preset, stepRatioMax, rssSlackMiB, log: (l) => console.log(l) });
   console.log(`\n${formatSoakSummary(summary)}`);
   const outFile = flag(argv, 'out', '');
   if (outFile) writeFileSync(outFile, JSON.stringify(summary, null, 2));
@@ -329,5 +339,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // As the CLI does (bin/lungpath.js): the same process re-executed under jemalloc where installed.
+  reexecUnderJemalloc();
   process.exitCode = await main(process.argv.slice(2));
 }
