@@ -37,6 +37,9 @@
  * flat, malloc's free-but-held bytes and RSS rising; flat under jemalloc. train() now gives back
  * what glibc can (malloc_trim, src/train/native_memory.ts) after each level and at its end: RSS
  * 60–90 MiB lower, still rising ~3 MiB a round over 20 rounds (memory freed among live blocks).
+ * So the CLI's long commands, and this script, run on jemalloc (bin/allocator.js): the hour under
+ * it (tiny, 15 rounds, 2026-12-03) kept RSS at 399.5–475.9 MiB after the warm-up (largest 450.3),
+ * no trend; 2-minute micro runs and rss_rounds.ts flat too (README "Reliability").
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
