@@ -2,8 +2,9 @@
 # lungpath set-up: npm dependencies; the build (dist/, which the CLI runs); Debian's Chromium for the browser test of the demo
 # (test/browser/demo.test.ts) when /usr/bin/chromium is missing and apt is usable as root; and — when
 # Dawn finds no WebGPU adapter and apt is usable as root — a CPU Vulkan driver (lavapipe from
-# Mesa >= 25, Debian bookworm-backports; see ../shared/ENVIRONMENT.md); and OpenSlide (libopenslide0)
-# for whole-slide images when no libopenslide is installed.
+# Mesa >= 25, Debian bookworm-backports; see ../shared/ENVIRONMENT.md); OpenSlide (libopenslide0)
+# for whole-slide images when no libopenslide is installed; and jemalloc (libjemalloc2), which the
+# CLI's long commands run on, when it is missing.
 # Safe to run again: every step checks before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,22 @@ if ! ldconfig -p 2>/dev/null | grep 'libopenslide\.so\.[01] ' >/dev/null; then
   else
     echo "setup: warning: OpenSlide (Debian package 'libopenslide0') is missing and apt-get as root is not available;" >&2
     echo "       lungpath will read slides with its JavaScript reader only." >&2
+  fi
+fi
+
+# jemalloc, the C allocator of the CLI's long commands (bin/allocator.js preloads it): under glibc's
+# malloc the RSS of a long training process creeps up (issue 16; README "Reliability"). Without it
+# lungpath runs on the system allocator as before.
+if ! ldconfig -p 2>/dev/null | grep 'libjemalloc\.so\.2 ' >/dev/null; then
+  if apt_as_root; then
+    echo "setup: installing Debian's libjemalloc2 (the allocator of long lungpath runs)"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjemalloc2; }; then
+      echo "setup: warning: installing libjemalloc2 failed; lungpath will run on the system allocator (RSS creeps in long runs)" >&2
+    fi
+  else
+    echo "setup: warning: jemalloc (Debian package 'libjemalloc2') is missing and apt-get as root is not available;" >&2
+    echo "       lungpath will run on the system allocator (RSS creeps up in long runs)." >&2
   fi
 fi
 

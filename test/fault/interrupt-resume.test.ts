@@ -13,10 +13,11 @@
  *   checkpoint left verifies, and the resume after freeing the space ends identical.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findJemalloc } from '../../bin/allocator.js';
 import { FAULT_WRITE_MARKER } from '../../src/nn/files.ts';
 import { generateSynthDataset } from '../../src/train/synth.ts';
 import { MICRO } from '../helpers/micro_run.ts';
@@ -130,6 +131,8 @@ describe('one writer per run folder', () => {
     const second = await cli('train', args(reference, ['--resume']));
     expect(second.code, second.out).toBe(1);
     expect(second.out).toContain(`in use by another 'lungpath train' (pid ${holder.process.pid}`);
+    // The CLI re-executed itself in place under jemalloc where installed (bin/allocator.js): the pid spawned, the lock's pid and the allocator's process are one.
+    expect(readFileSync(`/proc/${holder.process.pid}/maps`, 'utf8').includes('libjemalloc'), 'train runs on jemalloc when installed').toBe(findJemalloc() !== null && process.env.LUNGPATH_ALLOCATOR !== 'system');
     const evaluate = await cli('evaluate', ['--run', reference, '--data', join(work, 'data')]);
     expect(evaluate.code, evaluate.out).toBe(0);
     expect(evaluate.out).toMatch(/image-level accuracy/);
