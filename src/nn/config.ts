@@ -6,6 +6,8 @@
  * the field. The layer lists the sizes feed are in architecture.ts.
  */
 
+import { checkColourNormalise, type ColourNormalise } from './colour_normalise.ts';
+
 export interface LevelBlocks {
   /** Output channels of each block. */
   widths: number[];
@@ -20,6 +22,11 @@ export interface ModelConfig {
   patch: { size: number; stride: number };
   level1: LevelBlocks;
   level2: LevelBlocks & { patchStride: number; hidden: number[]; dropout: number };
+  /**
+   * Per-image colour normalisation applied to every image before patching, at training and at
+   * every use of the run (colour_normalise.ts). Absent means none.
+   */
+  colourNormalise?: ColourNormalise;
 }
 
 export const SEED_CONFIG: ModelConfig = {
@@ -127,6 +134,7 @@ export function validateConfig(config: unknown): ModelConfig {
   if (typeof c.level2.dropout !== 'number' || !(c.level2.dropout >= 0 && c.level2.dropout < 1)) {
     throw new Error(`config: level2.dropout must be in [0, 1), got ${JSON.stringify(c.level2.dropout)}`);
   }
+  checkColourNormalise(c.colourNormalise);
   const sizes = derivedSizes(c);
   if (sizes.featureMapSize < 1) {
     throw new Error(`config: level1 downsamples a ${c.patch.size}-pixel patch ${c.level1.downsample.filter(Boolean).length} times, below one pixel`);
