@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { averageChannelStats, channelStats, normaliseColour } from '../../src/nn/colour_normalise.ts';
 import { classifyImage, loadModel } from '../../src/nn/classify.ts';
 import type { ModelConfig } from '../../src/nn/config.ts';
+import { parseTrainArgs } from '../../src/train/commands/train.ts';
 import { readDataset } from '../../src/train/dataset.ts';
 import { evaluateRun } from '../../src/train/evaluate.ts';
 import { openRun } from '../../src/train/open_run.ts';
@@ -26,6 +27,16 @@ let out: string;
 async function rawPixels(path: string): Promise<Uint8Array> {
   return new Uint8Array((await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer()).buffer.slice(0));
 }
+
+describe('--colour-normalise', () => {
+  it("overrides the preset's choice; 'none' leaves no field (the config.json of runs before the option)", () => {
+    const config = (argv: string[]) => parseTrainArgs(argv)?.config as ModelConfig;
+    expect(config(['--preset', 'tiny']).colourNormalise).toBeUndefined();
+    expect(config(['--preset', 'tiny', '--colour-normalise', 'channel-stats']).colourNormalise).toEqual({ method: 'channel-stats' });
+    expect('colourNormalise' in config(['--preset', 'tile', '--colour-normalise', 'none'])).toBe(false);
+    expect(() => parseTrainArgs(['--colour-normalise', 'reinhard'])).toThrow(/--colour-normalise must be one of none, channel-stats, got 'reinhard'/);
+  });
+});
 
 describe('a run trained with per-image colour normalisation', () => {
   beforeAll(async () => {
