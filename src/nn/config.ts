@@ -50,7 +50,11 @@ export const TINY_CONFIG: ModelConfig = {
  * Real tiles of 224–512 px (LC25000-like) on a CPU WebGPU adapter within 25 minutes: trains at the
  * tiles' own 224² (no resize), 64² patches at stride 64 (9 per image, each pixel once: a Level-1
  * epoch of the 771-image dev set is 434 batches of 16), deeper blocks twice as wide as tiny's
- * (they run at 16² and 8², so width there is cheap). Level 2 sees the same 3×3 grid.
+ * (they run at 16² and 8², so width there is cheap). Level 2 sees the same 3×3 grid. Each image's
+ * per-channel RGB mean and std are matched to the training set's average before patching
+ * (colour_normalise.ts): on the dev set's validation split it lifted eval-mode Level-1 accuracy
+ * by 5.4 and 5.7 points over two seeds (README, *Science results*); `lungpath train` fills in the
+ * target.
  */
 export const TILE_CONFIG: ModelConfig = {
   classes: ['NORM', 'SCLC', 'SC', 'ADC'],
@@ -58,6 +62,7 @@ export const TILE_CONFIG: ModelConfig = {
   patch: { size: 64, stride: 64 },
   level1: { widths: [8, 16, 16, 32, 32], downsample: [true, true, true, false, false] },
   level2: { patchStride: 64, widths: [16, 16], downsample: [true, false], hidden: [32, 32, 16], dropout: 0.5 },
+  colourNormalise: { method: 'channel-stats' },
 };
 
 export const PRESETS: Readonly<Record<string, ModelConfig>> = { seed: SEED_CONFIG, tiny: TINY_CONFIG, tile: TILE_CONFIG };

@@ -67,7 +67,7 @@ Options:
   --colour-normalise none|channel-stats  per-image colour normalisation before patching: each image's
                         per-channel RGB mean and std set to the training set's average (measured at
                         the start, saved in config.json; evaluate, predict, predict-slide and the demo
-                        apply it too). Default: the preset's (none for tiny and seed)
+                        apply it too). Default: the preset's (channel-stats for tile, none for tiny and seed)
   --devices N           GPU devices to split each batch across (default 1)
   --kernels MODE        kernel versions per op and shape: autotune (time every version on this adapter
                         for each shape the run uses, once; cached in ~/.cache/lungpath), heuristic (the
