@@ -76,9 +76,12 @@ describe('a run trained with per-image colour normalisation', () => {
         expect(predicted.probabilities[name]).toBe(byHand.probabilities[name]);
         expect(predicted.probabilities[name]).toBeCloseTo(p.probabilities[c] as number, 4);
       });
-      if (run.config.classes.some((name) => Math.abs((skipped.probabilities[name] as number) - (predicted.probabilities[name] as number)) > 1e-4)) differs++;
+      // The micro model's Level 2 after one epoch may barely depend on its input: compare Level 1's per-patch probabilities too.
+      const rows = (p: typeof predicted) => [p.probabilities, ...p.patches.map((q) => q.probabilities)];
+      const skippedRows = rows(skipped);
+      if (rows(predicted).some((row, k) => run.config.classes.some((name) => Math.abs((row[name] as number) - (skippedRows[k]?.[name] as number)) > 1e-4))) differs++;
     }
-    expect(differs, 'classifying the raw pixels without the normalisation gives other probabilities').toBeGreaterThan(0);
+    expect(differs, 'classifying the raw pixels without the normalisation gives other probabilities').toBe(report.predictions.length);
     run.close();
   });
 
