@@ -2,7 +2,7 @@
  * The science results of the README, from one command on a dataset folder with train/val/test
  * splits (the LC25000 dev set: /work/shared/data/lc25000-lung-dev; no image is committed):
  *
- *   npx tsx tools/science.ts --data DIR [--out runs/science] [--epochs N] [--level2-epochs N] [--only NAME,...]
+ *   npx tsx tools/science.ts --data DIR [--out runs/science] [--epochs N] [--level2-epochs N] [--seed S] [--only NAME,...]
  *
  * 1. Colour-only baselines, fitted on the train split, scored on the test split: nearest centroid
  *    on each image's mean RGB, on mean+std RGB, and 5-NN on mean+std (features z-scored with the
@@ -15,7 +15,11 @@
  *    split: image- and patch-level accuracy and macro AUC. A run folder that already holds
  *    level2.safetensors is evaluated, not retrained (delete it to retrain). The last row, `tile`,
  *    is the preset exactly as `lungpath train --preset tile` runs it (no flag); `--only tile` runs
- *    that row alone, with the baselines, when the ablation does not fit the time.
+ *    that row alone, with the baselines, when the ablation does not fit the time; `tile-none` is the
+ *    preset without its per-image colour normalisation (with it, the colour-normalised copy reaches
+ *    the network as nearly the same pixels as the raw test image, so both columns measure texture).
+ *    `--seed S` trains every run with that seed (default 0): the batch order alone moves the
+ *    image-level figures by several points, so compare settings over seeds.
  * Writes OUT/science.md (the tables) and OUT/science.json. Choices are made on val, never on test.
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,10 +35,11 @@ import { RunFolder } from '../src/train/run_folder.ts';
 
 /** The ablation: today's behaviour, then one change at a time (flags on top of --preset tile). */
 export const VARIANTS: { name: string; label: string; flags: string[] }[] = [
-  { name: 'original', label: "today's code (windows of 8 images, momentum BatchNorm statistics)", flags: ['--pool-images', '0', '--bn-recalibrate', '0', '--stain-augment', '0'] },
-  { name: 'pool', label: '+ near-iid image pool', flags: ['--bn-recalibrate', '0', '--stain-augment', '0'] },
-  { name: 'pool-bn', label: '+ recalibrated BatchNorm statistics', flags: ['--stain-augment', '0'] },
-  { name: 'pool-bn-hed', label: '+ HED stain augmentation (σ 0.05)', flags: ['--stain-augment', '0.05'] },
+  { name: 'original', label: "today's code (windows of 8 images, momentum BatchNorm statistics)", flags: ['--pool-images', '0', '--bn-recalibrate', '0', '--stain-augment', '0', '--colour-normalise', 'none'] },
+  { name: 'pool', label: '+ near-iid image pool', flags: ['--bn-recalibrate', '0', '--stain-augment', '0', '--colour-normalise', 'none'] },
+  { name: 'pool-bn', label: '+ recalibrated BatchNorm statistics', flags: ['--stain-augment', '0', '--colour-normalise', 'none'] },
+  { name: 'pool-bn-hed', label: '+ HED stain augmentation (σ 0.05)', flags: ['--stain-augment', '0.05', '--colour-normalise', 'none'] },
+  { name: 'tile-none', label: 'the `tile` preset without per-image colour normalisation (`--colour-normalise none`)', flags: ['--colour-normalise', 'none'] },
   { name: 'tile', label: "the `tile` preset's defaults (no flag)", flags: [] },
 ];
 
@@ -134,8 +139,8 @@ async function evaluateCopy(rt: Runtime, runDir: string, copyDir: string, datase
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, 'level2-epochs': { type: 'string' }, only: { type: 'string' } } });
-  if (!values.data) throw new Error('usage: npx tsx tools/science.ts --data DIR [--out runs/science] [--epochs N] [--level2-epochs N] [--only NAME,...]');
+  const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, 'level2-epochs': { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' } } });
+  if (!values.data) throw new Error('usage: npx tsx tools/science.ts --data DIR [--out runs/science] [--epochs N] [--level2-epochs N] [--seed S] [--only NAME,...]');
   const data = resolve(values.data);
   const out = resolve(values.out ?? 'runs/science');
   mkdirSync(out, { recursive: true });
@@ -163,7 +168,7 @@ async function main(): Promise<void> {
 
   // 3: the ablation.
   const only = values.only ? new Set(values.only.split(',')) : null;
-  const budget = [...(values.epochs ? ['--epochs', values.epochs] : []), ...(values['level2-epochs'] ? ['--level2-epochs', values['level2-epochs']] : [])];
+  const budget = [...(values.epochs ? ['--epochs', values.epochs] : []), ...(values['level2-epochs'] ? ['--level2-epochs', values['level2-epochs']] : []), ...(values.seed ? ['--seed', values.seed] : [])];
   const rt = await createNodeRuntime();
   const rows: Record<string, unknown>[] = [];
   try {
@@ -211,12 +216,12 @@ async function main(): Promise<void> {
     '|---|---:|---:|',
     ...baselines.map((b) => `| ${b.name} | ${pct(b.raw)} | ${pct(b.normalised)} |`),
     '',
-    '| `--preset tile` run | Level-1 val patches (eval mode) | test images | test patches | test macro AUC | colour-normalised test images | colour-normalised patches | colour-normalised AUC |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| `--preset tile` run | Level-1 val patches (eval mode) | Level-2 best val images | test images | test patches | test macro AUC | colour-normalised test images | colour-normalised patches | colour-normalised AUC |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const t = r.test as { accuracy: number; patchAccuracy: number; macroAuc: number };
       const n = r.colourNormalised as typeof t;
-      return `| ${r.label as string} | ${pct(r.level1ValAccuracy as number)} | ${pct(t.accuracy)} | ${pct(t.patchAccuracy)} | ${t.macroAuc.toFixed(3)} | ${pct(n.accuracy)} | ${pct(n.patchAccuracy)} | ${n.macroAuc.toFixed(3)} |`;
+      return `| ${r.label as string} | ${pct(r.level1ValAccuracy as number)} | ${pct(r.level2BestValAccuracy as number)} | ${pct(t.accuracy)} | ${pct(t.patchAccuracy)} | ${t.macroAuc.toFixed(3)} | ${pct(n.accuracy)} | ${pct(n.patchAccuracy)} | ${n.macroAuc.toFixed(3)} |`;
     }),
     '',
     `Budget: ${budget.length ? budget.join(' ') : "the tile preset's defaults"}; total ${((Date.now() - started) / 60000).toFixed(1)} min for this invocation.`,

@@ -13,6 +13,7 @@
 import { cropPatches, patchGrid } from '../kernels/crop_patches.ts';
 import type { Runtime } from '../kernels/runtime.ts';
 import { stateFloatCounts } from './architecture.ts';
+import { normaliseColour } from './colour_normalise.ts';
 import { derivedSizes, validateConfig, type ModelConfig } from './config.ts';
 import { buildImageNetwork, buildPatchNetwork, type TwoPartNetwork } from './networks.ts';
 import { logSoftmax } from './ops.ts';
@@ -85,7 +86,7 @@ export async function classifyImage(
   const classes = config.classes;
   const img = { width: side, height: side };
   const p = config.patch.size;
-  const image = rt.upload(rgb, `image ${options.file ?? 'image'}`);
+  const image = rt.upload(normaliseColour(config, rgb), `image ${options.file ?? 'image'}`);
   try {
     const { level2Patches, featureMapSize } = derivedSizes(config);
     const level2Spec = { size: p, stride: config.level2.patchStride };

@@ -7,6 +7,7 @@
  */
 import { cropPatches, patchGrid } from '../kernels/crop_patches.ts';
 import type { Runtime } from '../kernels/runtime.ts';
+import { normaliseColour } from './colour_normalise.ts';
 import { derivedSizes, type ModelConfig } from './config.ts';
 import type { TwoPartNetwork } from './networks.ts';
 import { logSoftmax } from './ops.ts';
@@ -52,7 +53,7 @@ export async function classifyImageBatch(
   try {
     images.forEach((rgb, b) => {
       const t0 = performance.now();
-      const image = rt.upload(rgb, `slide tile ${b}`);
+      const image = rt.upload(normaliseColour(config, rgb), `slide tile ${b}`);
       uploadMs += performance.now() - t0;
       const patches = cropPatches(rt, image, img, spec);
       rt.copy(patches, input.buffer, perImage * patchBytes, 0, b * perImage * patchBytes);

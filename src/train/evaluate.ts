@@ -46,13 +46,32 @@ export interface EvaluateOptions {
   log: (m: string) => void;
 }
 
+/**
+ * Refuses weights trained with another colour normalisation than config.json now states (an
+ * edited or swapped config.json): evaluating them without the preprocessing they learned with
+ * would silently score a different model. Weights without a config in their metadata pass.
+ */
+function checkSamePreprocessing(configPath: string, config: ModelConfig, weightsPath: string, metadata: Record<string, string>): void {
+  if (metadata.config === undefined) return;
+  let trained: unknown;
+  try {
+    trained = (JSON.parse(metadata.config) as ModelConfig).colourNormalise ?? null;
+  } catch {
+    return; // loadModel names a malformed metadata config; here only the preprocessing matters
+  }
+  const stated = config.colourNormalise ?? null;
+  if (JSON.stringify(trained) !== JSON.stringify(stated)) {
+    throw new Error(`${weightsPath}: trained with colourNormalise ${JSON.stringify(trained)}, but ${configPath} states ${JSON.stringify(stated)}; restore the run's config.json (the preprocessing must be the one the weights learned with)`);
+  }
+}
+
 /** Loads a run's trained networks (caller destroys them); errors name the file. */
 export function loadRunNetworks(rt: Runtime, run: RunFolder, config: ModelConfig): { level1: TwoPartNetwork; level2: TwoPartNetwork; level1Bytes: Uint8Array } {
   const level1 = buildPatchNetwork(rt, config, 0);
   const level1Bytes = readFileBytes(run.level1Weights);
-  loadWeightsFromBytes(level1, level1Bytes, run.level1Weights);
+  checkSamePreprocessing(run.configPath, config, run.level1Weights, loadWeightsFromBytes(level1, level1Bytes, run.level1Weights));
   const level2 = buildImageNetwork(rt, config, 0);
-  loadWeightsFromBytes(level2, readFileBytes(run.level2Weights), run.level2Weights);
+  checkSamePreprocessing(run.configPath, config, run.level2Weights, loadWeightsFromBytes(level2, readFileBytes(run.level2Weights), run.level2Weights));
   return { level1: level1.eval(), level2: level2.eval(), level1Bytes };
 }
 

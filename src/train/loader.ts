@@ -18,6 +18,7 @@ import { cropPatches, patchGrid, type PatchSpec } from '../kernels/crop_patches.
 import type { Runtime } from '../kernels/runtime.ts';
 import type { ModelConfig } from '../nn/config.ts';
 import { Tensor } from '../nn/tensor.ts';
+import { normaliseColour } from '../nn/colour_normalise.ts';
 import { augmentColour, augmentHed } from './augment.ts';
 import type { DatasetImage } from './dataset.ts';
 import { decodeImage, type DecodedImage, type MismatchPolicy } from './decode.ts';
@@ -140,7 +141,12 @@ class DecodeAhead {
 }
 
 function decoderFor(config: ModelConfig, o: DecodeSettings): (path: string) => Promise<DecodedImage> {
-  return (path) => decodeImage(path, { imageSize: config.imageSize, onMismatch: o.onMismatch ?? 'resize', warn: o.warn, maxPixels: o.maxPixels, patchSize: config.patch.size });
+  // The run's colour normalisation (colour_normalise.ts) happens here, once per decode, so every
+  // Level-1 batch, the BatchNorm recalibration, the feature cache and evaluation see the same pixels.
+  return async (path) => {
+    const image = await decodeImage(path, { imageSize: config.imageSize, onMismatch: o.onMismatch ?? 'resize', warn: o.warn, maxPixels: o.maxPixels, patchSize: config.patch.size });
+    return { ...image, rgb: normaliseColour(config, image.rgb) };
+  };
 }
 
 /** Level-1 patch batches of `images` for one epoch; iterate once with `for await`. */

@@ -19,6 +19,8 @@ import { evaluateRun, writeReport } from '../evaluate.ts';
 import { cachedFeatures } from '../features.ts';
 import { trainLevel1, type LevelOptions } from '../level1.ts';
 import { trainLevel2 } from '../level2.ts';
+import { withColourTarget } from '../colour_target.ts';
+import { COLOUR_NORMALISE_METHODS } from '../../nn/colour_normalise.ts';
 import { trainingCurvesPlot, type CurvePoint } from '../plots.ts';
 import { parseKernelsMode, prepareRunKernels, trainingKernelRequests, type KernelsMode } from '../kernels.ts';
 import { RunFolder } from '../run_folder.ts';
@@ -62,6 +64,10 @@ Options:
   --stain-augment S     HED stain augmentation of Level-1 patches (Tellez et al. 2019): per patch and
                         stain, scale in [1−S, 1+S] and shift in [−S, S] (default 0: off)
   --colour-augment on|off  the original's colour/contrast/brightness factors in [1, 2) (default on)
+  --colour-normalise none|channel-stats  per-image colour normalisation before patching: each image's
+                        per-channel RGB mean and std set to the training set's average (measured at
+                        the start, saved in config.json; evaluate, predict, predict-slide and the demo
+                        apply it too). Default: the preset's (channel-stats for tile, none for tiny and seed)
   --devices N           GPU devices to split each batch across (default 1)
   --kernels MODE        kernel versions per op and shape: autotune (time every version on this adapter
                         for each shape the run uses, once; cached in ~/.cache/lungpath), heuristic (the
@@ -120,6 +126,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     'bn-recalibrate': { type: 'string' },
     'stain-augment': { type: 'string' },
     'colour-augment': { type: 'string' },
+    'colour-normalise': { type: 'string' },
     devices: { type: 'string' },
     kernels: { type: 'string' },
     resume: { type: 'boolean' },
@@ -137,6 +144,11 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
   const config = loadPreset(presetName);
   const isSeed = presetName === 'seed';
   const isTile = presetName === 'tile';
+  if (values['colour-normalise'] !== undefined) {
+    const method = choiceFlag(values['colour-normalise'], 'colour-normalise', COLOUR_NORMALISE_METHODS, 'none');
+    if (method === 'none') delete config.colourNormalise; // the same config.json as before the option
+    else config.colourNormalise = { method };
+  }
   let stepLr: LevelOptions['stepLr'] = null;
   if (typeof values['step-lr'] === 'string') {
     const [step, gamma] = values['step-lr'].split(':');
@@ -247,7 +259,7 @@ async function trainInFolder(s: TrainSettings, rts: readonly Runtime[]): Promise
   const dataset = await loadDataset(dataDir, config, s.level1.seed, s.skipBad, log, s.level1.warn);
   const warn = withoutResizeNotes(s.level1.warn);
   s = { ...s, level1: { ...s.level1, warn }, level2: { ...s.level2, warn } };
-  if (!s.level1.resume || !existsSync(run.configPath)) config = { ...config, classes: dataset.classes };
+  if (!s.level1.resume || !existsSync(run.configPath)) config = await withColourTarget({ ...config, classes: dataset.classes }, dataset.splits.train, { onMismatch: s.level1.onMismatch, warn, log });
   if (JSON.stringify(config.classes) !== JSON.stringify(dataset.classes)) {
     throw new Error(`${dataDir}: classes ${JSON.stringify(dataset.classes)} differ from the run's ${JSON.stringify(config.classes)}`);
   }
