@@ -22,8 +22,9 @@
  * interval did, checkpoints and the other phases of a round included, divided by its Level-1
  * batches): the work a batch costs, which the load barely moves.
  *
- * Bounds, after a warm-up (the samples of the first two rounds: every shape compiled and
- * allocated, every phase run, one resume): the pool's bytes held and high-water mark never above the warm-up's largest by
+ * Bounds, after a warm-up (the samples of the first two rounds and the first sample of round 3,
+ * whose interval holds the end of round 2: every shape compiled and allocated, every phase run,
+ * one resume): the pool's bytes held and high-water mark never above the warm-up's largest by
  * more than 5%; no pool buffer created, no pipeline compiled and no process listener (SIGINT,
  * SIGTERM, exit) added after it; RSS never above the warm-up's largest by more than RSS_BOUNDS allow
  * (jemalloc: 10% + 48 MiB; the system allocator: 20% + 64 MiB); CPU time per
@@ -255,8 +256,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
 }
 
 function summarise(o: SoakOptions, samples: SoakSample[], out: string, rounds: number, epochs: number, metrics: string): SoakSummary {
-  const warm = samples.filter((s) => s.round <= 2);
-  const after = samples.filter((s) => s.round > 2);
+  const { warm, after } = splitWarmUp(samples);
   const checks: SoakSummary['checks'] = [];
   const check = (name: string, value: number, bound: number, unit: string) => checks.push({ name, value: `${round1(value)}${unit}`, bound: `≤ ${round1(bound)}${unit}`, ok: value <= bound });
   const max = (xs: number[]) => Math.max(...xs);
@@ -320,9 +320,20 @@ export function rssSlope(samples: readonly SoakSample[]): number | null {
   return sxx > 0 ? (sxy / sxx) * 60 : null;
 }
 
+/**
+ * The warm-up's samples and those after it. A sample describes the interval that ends at it (the
+ * high-water mark is reset at each), so the end of round 2 lies in the first sample taken in
+ * round 3: the warm-up runs through that one.
+ */
+export function splitWarmUp<S extends { round: number }>(samples: readonly S[]): { warm: S[]; after: S[] } {
+  const firstAfterRound2 = samples.findIndex((s) => s.round > 2);
+  const warmCount = firstAfterRound2 < 0 ? samples.length : firstAfterRound2 + 1;
+  return { warm: samples.slice(0, warmCount), after: samples.slice(warmCount) };
+}
+
 /** RSS trend after warm-up, by thirds: slope in MiB/hour (a leak keeps its slope; warming allocators flatten). */
 export function rssTrend(samples: readonly SoakSample[]): string {
-  const after = samples.filter((s) => s.round > 2);
+  const { after } = splitWarmUp(samples);
   const third = Math.floor(after.length / 3);
   if (third < 2) return `RSS slope after warm-up ${rssSlope(after)?.toFixed(0) ?? '-'} MiB/hour`;
   const parts = [after.slice(0, third), after.slice(third, 2 * third), after.slice(2 * third)];
