@@ -20,48 +20,37 @@ node scripts/build.mjs
 
 apt_as_root() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 
-if [ ! -x /usr/bin/chromium ]; then
+# apt_install PACKAGE WHAT-FOR WITHOUT-IT: installs a Debian package when apt-get runs as root;
+# otherwise (or when it fails) warns what lungpath does without it. Never fails the set-up.
+apt_install() {
   if apt_as_root; then
-    echo "setup: installing Debian's chromium (the browser test of the demo drives it)"
+    echo "setup: installing Debian's $1 ($2)"
     if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }; then
-      echo "setup: warning: installing chromium failed; test/browser/demo.test.ts will fail until /usr/bin/chromium exists" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1"; }; then
+      echo "setup: warning: installing $1 failed; $3" >&2
     fi
   else
-    echo "setup: warning: /usr/bin/chromium is missing and apt-get as root is not available;" >&2
-    echo "       test/browser/demo.test.ts needs Chromium (Debian package 'chromium')." >&2
+    echo "setup: warning: Debian package '$1' is missing and apt-get as root is not available; $3" >&2
   fi
+}
+
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium "the browser test of the demo drives it" \
+    "test/browser/demo.test.ts will fail until /usr/bin/chromium exists"
 fi
 
 # OpenSlide, for whole-slide images (src/slide/openslide.ts loads it through koffi; without it the
 # pure-JavaScript reader is used and test/slide/readers.test.ts fails).
 if ! ldconfig -p 2>/dev/null | grep 'libopenslide\.so\.[01] ' >/dev/null; then
-  if apt_as_root; then
-    echo "setup: installing Debian's libopenslide0 (whole-slide reading)"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libopenslide0; }; then
-      echo "setup: warning: installing libopenslide0 failed; lungpath will read slides with its JavaScript reader only" >&2
-    fi
-  else
-    echo "setup: warning: OpenSlide (Debian package 'libopenslide0') is missing and apt-get as root is not available;" >&2
-    echo "       lungpath will read slides with its JavaScript reader only." >&2
-  fi
+  apt_install libopenslide0 "whole-slide reading" "lungpath will read slides with its JavaScript reader only"
 fi
 
 # jemalloc, the C allocator of the CLI's long commands (bin/allocator.js preloads it): under glibc's
 # malloc the RSS of a long training process creeps up (issue 16; README "Reliability"). Without it
 # lungpath runs on the system allocator as before.
 if ! ldconfig -p 2>/dev/null | grep 'libjemalloc\.so\.2 ' >/dev/null; then
-  if apt_as_root; then
-    echo "setup: installing Debian's libjemalloc2 (the allocator of long lungpath runs)"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjemalloc2; }; then
-      echo "setup: warning: installing libjemalloc2 failed; lungpath will run on the system allocator (RSS creeps in long runs)" >&2
-    fi
-  else
-    echo "setup: warning: jemalloc (Debian package 'libjemalloc2') is missing and apt-get as root is not available;" >&2
-    echo "       lungpath will run on the system allocator (RSS creeps up in long runs)." >&2
-  fi
+  apt_install libjemalloc2 "the allocator of long lungpath runs" \
+    "lungpath will run on the system allocator (RSS creeps up in long runs)"
 fi
 
 probe() { node scripts/probe-adapter.mjs >/dev/null 2>&1; }
