@@ -8,7 +8,7 @@
  * images (the partial file is deleted).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Runtime } from '../kernels/runtime.ts';
 import { derivedSizes, type ModelConfig } from '../nn/config.ts';
@@ -97,6 +97,7 @@ export async function cachedFeatures(
   const { level2Patches, featureMapSize } = derivedSizes(config);
   const itemSize = level2Patches * featureMapSize * featureMapSize;
   const tmp = `${dataPath}.${process.pid}.tmp`;
+  mkdirSync(cacheDir, { recursive: true }); // a run folder whose cache/ was deleted: rebuilt, not refused
   const fd = openSync(tmp, 'w');
   const labels: number[] = [];
   level1.eval();

@@ -117,6 +117,18 @@ describe('feature cache', () => {
     expect(readdirSync(cache).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     net.destroy();
   });
+
+  it('creates its folder when it is missing (a run folder whose cache/ was deleted)', async () => {
+    const rt = await gpu();
+    const net = buildPatchNetwork(rt, MICRO, 1);
+    const images = await noiseImages('g', 2);
+    const cache = join(dir, 'deleted', 'cache');
+    const split = await cachedFeatures(rt, cache, 'train', net, new Uint8Array([5]), MICRO, images, { warn: () => {}, onMismatch: 'resize' });
+    expect(split.read(0).length).toBeGreaterThan(0);
+    split.close();
+    expect(readdirSync(cache).filter((n) => n.endsWith('.f32'))).toHaveLength(1);
+    net.destroy();
+  });
 });
 
 describe('feature cache on a full disk', () => {
