@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { createNodeRuntime } from '../src/kernels/node.ts';
 import type { Runtime } from '../src/kernels/runtime.ts';
+import { averageChannelStats, channelStats, type ChannelStats } from '../src/nn/colour_normalise.ts';
 import { parseTrainArgs, train } from '../src/train/commands/train.ts';
 import { readDataset, type Dataset, type DatasetImage } from '../src/train/dataset.ts';
 import { evaluateRun, type EvaluationReport } from '../src/train/evaluate.ts';
@@ -43,25 +44,12 @@ export const VARIANTS: { name: string; label: string; flags: string[] }[] = [
   { name: 'tile', label: "the `tile` preset's defaults (no flag)", flags: [] },
 ];
 
-interface ColourStats {
-  mean: number[];
-  std: number[];
-}
+/** Each image's per-channel RGB statistics, as the network's normalisation measures them (src/nn/colour_normalise.ts). */
+type ColourStats = ChannelStats;
 
 async function colourStats(path: string): Promise<ColourStats> {
-  const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const n = info.width * info.height;
-  const mean = [0, 0, 0];
-  const sq = [0, 0, 0];
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < 3; c++) {
-      const v = data[3 * i + c] as number;
-      mean[c] = (mean[c] as number) + v;
-      sq[c] = (sq[c] as number) + v * v;
-    }
-  }
-  const m = mean.map((s) => s / n);
-  return { mean: m, std: sq.map((s, c) => Math.sqrt(Math.max(0, s / n - (m[c] as number) ** 2))) };
+  const { data } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return channelStats(new Uint8Array(data.buffer, data.byteOffset, data.length));
 }
 
 type Features = (s: ColourStats) => number[];
@@ -152,10 +140,7 @@ async function main(): Promise<void> {
   // 1–2: colour statistics, baselines, the colour-normalised test split.
   const trainStats = await Promise.all(trainImages.map(async (i) => ({ stats: await colourStats(i.path), label: i.label })));
   const testStats = await Promise.all(test.map(async (i) => ({ stats: await colourStats(i.path), label: i.label })));
-  const target: ColourStats = {
-    mean: [0, 1, 2].map((c) => trainStats.reduce((a, t) => a + (t.stats.mean[c] as number), 0) / trainStats.length),
-    std: [0, 1, 2].map((c) => trainStats.reduce((a, t) => a + (t.stats.std[c] as number), 0) / trainStats.length),
-  };
+  const target = averageChannelStats(trainStats.map((t) => t.stats));
   const normalisedDir = join(out, 'colour-normalised', 'test');
   const normalisedImages = await colourNormalise(test, target, normalisedDir);
   const normalisedStats = await Promise.all(normalisedImages.map(async (i) => ({ stats: await colourStats(i.path), label: i.label })));
