@@ -48,9 +48,9 @@ export const TILE_EPOCHS = { level1: 4, level2: 30 } as const;
  * per-image colour normalisation there is no colour spread left to cover. Measured on the LC25000
  * dev set's validation split, seeds 0 and 1: Level-1 val patches after 2 epochs 84.3/84.7% off
  * against 77.0/72.0% on (README, *Science results*). Level 2 learns at 3e-3: at 1e-3 it sat at
- * 67.9% (two classes of three) for 5–16 epochs and, in 3 of 6 trainings on these feature maps, never
- * left it within 30; at 3e-3 it left within 4 epochs in all 4 tried, best val 91.1/92.9% (vs
- * 89.3/91.1% at 1e-3 on the same maps, lower validation loss too).
+ * 67.9% (two classes of three) for 4–16 epochs and, in 3 of 6 trainings on these feature maps, never
+ * left it within 30; at 3e-3 it left within 4 epochs in all 6, best val 91.1/92.9% on the preset's
+ * maps (vs 89.3/91.1% at 1e-3 on the same maps, lower validation loss too).
  */
 export const TILE_TRAINING = { colourAugment: 'off', level2Lr: 0.003 } as const;
 
