@@ -36,8 +36,9 @@ export const DEFAULT_BN_RECALIBRATE = 2048;
  * Epochs of the `tile` preset, chosen on the LC25000 dev set's validation split, seeds 0 and 1
  * (README, *Science results*): without colour augmentation, Level-1 val patches rise from
  * 84.3/84.7% after 2 epochs to 85.3/86.1% after 4, and Level 2 on the epoch-2 maps stalled at
- * 67.9% on both seeds where the epoch-4 maps reached 89.3/91.1%. 1,096 s of CPU time for the run
- * (about 17 min on a quiet 2-core machine by projection, autotune cached): inside 25 minutes.
+ * 67.9% on both seeds where the epoch-4 maps reached 89.3/91.1% (at Level 2's rate then, 1e-3).
+ * The run took 15 min 22 s under load (904 s of CPU time; 14–17 min projected on a quiet 2-core
+ * machine, plus a fresh autotune): inside 25 minutes.
  */
 export const TILE_EPOCHS = { level1: 4, level2: 30 } as const;
 
