@@ -95,6 +95,17 @@ describe('the two-level pipeline', () => {
     expect([shared?.level1.lr, shared?.level2.lr]).toEqual([0.002, 0.002]);
   });
 
+  it('the tile preset trains 4 Level-1 epochs without colour augmentation and Level 2 at 3e-3; --level1-step-lr steps Level 1 alone', () => {
+    const tile = parseTrainArgs(['--preset', 'tile']);
+    expect([tile?.level1.epochs, tile?.level1.colourAugment, tile?.level1.lr, tile?.level2.lr]).toEqual([4, false, 0.001, 0.003]);
+    const tiny = parseTrainArgs(['--preset', 'tiny']);
+    expect([tiny?.level1.colourAugment, tiny?.level2.lr]).toEqual([true, 0.001]);
+    const steps = parseTrainArgs(['--step-lr', '5', '--level1-step-lr', '3:0.5']);
+    expect([steps?.level1.stepLr, steps?.level2.stepLr]).toEqual([{ step: 3, gamma: 0.5 }, { step: 5, gamma: 0.1 }]);
+    expect(parseTrainArgs(['--step-lr', '5', '--level1-step-lr', 'off'])?.level1.stepLr).toBeNull();
+    expect(() => parseTrainArgs(['--level1-step-lr', '0'])).toThrow(/--level1-step-lr must be an integer/);
+  });
+
   it('a resumed run ends with the same weights as an uninterrupted one', async () => {
     const whole = join(root, 'whole');
     await trainRun(whole, ['--epochs', '2', '--level2-epochs', '2']);
