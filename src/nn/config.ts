@@ -21,13 +21,21 @@ export interface ModelConfig {
   imageSize: number;
   patch: { size: number; stride: number };
   level1: LevelBlocks;
-  level2: LevelBlocks & { patchStride: number; hidden: number[]; dropout: number };
+  level2: LevelBlocks & { patchStride: number; hidden: number[]; dropout: number; linearInit?: LinearInit };
   /**
    * Per-image colour normalisation applied to every image before patching, at training and at
    * every use of the run (colour_normalise.ts). Absent means none.
    */
   colourNormalise?: ColourNormalise;
 }
+
+/**
+ * How Level 2's Linear layers start (bias 0 either way): `normal-0.01`, N(0, 0.01) — the original's
+ * (MODEL-SPEC.md), and what an absent field means; `kaiming-normal`, N(0, 2 / fan_in) — as every conv
+ * is initialised. Only the scale of the same normal draws differs.
+ */
+export const LINEAR_INITS = ['normal-0.01', 'kaiming-normal'] as const;
+export type LinearInit = (typeof LINEAR_INITS)[number];
 
 export const SEED_CONFIG: ModelConfig = {
   classes: ['NORM', 'SCLC', 'SC', 'ADC'],
@@ -139,6 +147,9 @@ export function validateConfig(config: unknown): ModelConfig {
   c.level2.hidden.forEach((w, i) => positiveInteger(w, `level2.hidden[${i}]`));
   if (typeof c.level2.dropout !== 'number' || !(c.level2.dropout >= 0 && c.level2.dropout < 1)) {
     throw new Error(`config: level2.dropout must be in [0, 1), got ${JSON.stringify(c.level2.dropout)}`);
+  }
+  if (c.level2.linearInit !== undefined && !(LINEAR_INITS as readonly unknown[]).includes(c.level2.linearInit)) {
+    throw new Error(`config: level2.linearInit must be one of ${LINEAR_INITS.join(', ')}, got ${JSON.stringify(c.level2.linearInit)}`);
   }
   checkColourNormalise(c.colourNormalise);
   const sizes = derivedSizes(c);
