@@ -157,8 +157,13 @@ export function tunedVersions<K extends KernelOp>(rt: Runtime, op: K, shape: Ker
  * '3x3_px16' is timed only where it was measured (≥ 16 channels in and out, ≥ 64²). Offered on
  * every 3×3 shape, autotune chose it for most of the tiny preset's layers, and that default
  * `npm run train` (2026-12-03, commit 92cca64) trained Level 1 well (96.3% of test patches) but
- * Level 2 stalled at 50% of test images, where the heuristic kernels' run reached 100%; whether the
- * kernel is wrong on narrow shapes or the run diverged by rounding is not established.
+ * Level 2 stalled at 50% of test images, where the heuristic kernels' run reached 100%. Not the
+ * kernel's fault: '3x3_px16' gives the same bits as '3x3' (test/kernels/conv2d.test.ts; a whole
+ * Level-1 step and 150 training batches too), so offering it changes no weight. That table's other
+ * choices (the weight gradient 'general', '1x1' data gradient) round differently, the run diverged
+ * from batch 4 by rounding, and Level 2's slow start with N(0, 0.01) linears did the rest (README,
+ * "Measured"). It may be offered again for narrow layers; whether it is faster there in a whole run
+ * was not measured.
  */
 function pxTunable(s: Conv2dShape): boolean {
   return s.w >= 64 && Math.min(s.cIn, s.cOut) >= 16;

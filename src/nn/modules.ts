@@ -5,6 +5,7 @@
  */
 import type { KernelRequest } from '../kernels/autotune.ts';
 import { conv2dOutputSize, type Conv2dShape } from '../kernels/conv2d_shape.ts';
+import type { LinearInit } from './config.ts';
 import type { Runtime } from '../kernels/runtime.ts';
 import { batchNorm2d, conv2d, dropout, linear, relu, reshape, type BatchNormState } from './ops.ts';
 import type { Rng } from './random.ts';
@@ -200,9 +201,11 @@ export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter;
 
-  constructor(rt: Runtime, readonly prefix: string, inFeatures: number, outFeatures: number, rng: Rng) {
+  /** @param init N(0, 0.01) as the original (default), or Kaiming normal (fan_in, ReLU gain √2) as the convs: config.ts LinearInit */
+  constructor(rt: Runtime, readonly prefix: string, inFeatures: number, outFeatures: number, rng: Rng, init: LinearInit = 'normal-0.01') {
     super();
-    const w = new Float32Array(outFeatures * inFeatures).map(() => 0.01 * rng.normal()); // N(0, 0.01), as the original
+    const std = init === 'kaiming-normal' ? Math.sqrt(2 / inFeatures) : 0.01;
+    const w = new Float32Array(outFeatures * inFeatures).map(() => std * rng.normal());
     this.weight = Parameter.fromArray(rt, w, [outFeatures, inFeatures], `${prefix}.weight`);
     this.bias = Parameter.fromArray(rt, new Float32Array(outFeatures), [outFeatures], `${prefix}.bias`);
   }

@@ -5,13 +5,13 @@
  */
 import type { Runtime } from '../kernels/runtime.ts';
 import { imageNetworkSpec, patchNetworkSpec, type LayerSpec, type NetworkSpec } from './architecture.ts';
-import type { ModelConfig } from './config.ts';
+import type { LinearInit, ModelConfig } from './config.ts';
 import { BatchNorm2d, Conv2d, Dropout, Flatten, Linear, Module, ReLU, Sequential, type ForwardContext, type KernelTrace } from './modules.ts';
 import { Rng } from './random.ts';
 import type { Tensor } from './tensor.ts';
 
-/** The module of one layer; weights drawn from `rng` in layer order. */
-export function buildLayer(rt: Runtime, layer: LayerSpec, rng: Rng): Module {
+/** The module of one layer; weights drawn from `rng` in layer order (Linear layers scaled per `linearInit`). */
+export function buildLayer(rt: Runtime, layer: LayerSpec, rng: Rng, linearInit?: LinearInit): Module {
   switch (layer.kind) {
     case 'conv2d':
       return new Conv2d(rt, layer.name, layer.cIn, layer.cOut, layer.kernel, layer.stride, layer.pad, rng);
@@ -20,7 +20,7 @@ export function buildLayer(rt: Runtime, layer: LayerSpec, rng: Rng): Module {
     case 'relu':
       return new ReLU(layer.name);
     case 'linear':
-      return new Linear(rt, layer.name, layer.inFeatures, layer.outFeatures, rng);
+      return new Linear(rt, layer.name, layer.inFeatures, layer.outFeatures, rng, linearInit);
     case 'dropout':
       return new Dropout(layer.name, layer.p, layer.stream);
     default:
@@ -60,10 +60,10 @@ export class TwoPartNetwork extends Module {
 }
 
 /** The modules of a network description, weights drawn from one Rng(seed) in layer order. */
-export function buildNetwork(rt: Runtime, spec: NetworkSpec, seed: number): TwoPartNetwork {
+export function buildNetwork(rt: Runtime, spec: NetworkSpec, seed: number, linearInit?: LinearInit): TwoPartNetwork {
   const rng = new Rng(seed);
-  const features = new Sequential(spec.features.map((l) => buildLayer(rt, l, rng)));
-  const classifier = new Sequential(spec.classifier.map((l) => buildLayer(rt, l, rng)));
+  const features = new Sequential(spec.features.map((l) => buildLayer(rt, l, rng, linearInit)));
+  const classifier = new Sequential(spec.classifier.map((l) => buildLayer(rt, l, rng, linearInit)));
   return new TwoPartNetwork(features, classifier);
 }
 
@@ -74,5 +74,5 @@ export function buildPatchNetwork(rt: Runtime, config: ModelConfig, seed: number
 
 /** Level 2: input [n, K, map, map], K stacked Level-1 feature maps in raster order. */
 export function buildImageNetwork(rt: Runtime, config: ModelConfig, seed: number): TwoPartNetwork {
-  return buildNetwork(rt, imageNetworkSpec(config), seed);
+  return buildNetwork(rt, imageNetworkSpec(config), seed, config.level2.linearInit);
 }

@@ -203,6 +203,38 @@ describe("'2x2s2_sg' against '2x2s2'", () => {
   });
 });
 
+describe("'3x3_px16' against '3x3'", () => {
+  // Both add each output's terms in the same order (input-channel block, then channel, ky, kx, by
+  // fma) over the same blocks (16 output channels per tile, the same input blocks): '3x3_px16' gives
+  // the same bits as '3x3', so which of the two autotune picks changes no weight. Checked in a real
+  // Level-1 training step too (issue 11: activations, gradients and the Adam update bitwise equal).
+  // The tiny preset's 3×3 shapes (Level 1 at 64², 32², 16², 8²; Level 2 at 8² and 4²) and awkward ones.
+  it.each([
+    ['3→8 64² b4 (tiny Level 1, first layer)', S(4, 3, 64, 64, 8, 3, 1, 1)],
+    ['8→8 32² b12 (tiny, validation\'s last batch)', S(12, 8, 32, 32, 8, 3, 1, 1)],
+    ['8→16 16² b4', S(4, 8, 16, 16, 16, 3, 1, 1)],
+    ['16→16 8² b16 (tiny Level 1 and 2)', S(16, 16, 8, 8, 16, 3, 1, 1)],
+    ['16→16 4² b16 (tiny Level 2)', S(16, 16, 4, 4, 16, 3, 1, 1)],
+    ['19→70 5×11 (f32 rows, several output tiles)', S(1, 19, 5, 11, 70, 3, 1, 1)],
+    ['130→13 4×8 (forward: two input blocks)', S(1, 130, 4, 8, 13, 3, 1, 1)],
+    ['13→130 4×12 (dx: two input blocks)', S(1, 13, 4, 12, 130, 3, 1, 1)],
+  ] as const)('gives the same bits, forward and dx: %s', async (_name, s) => {
+    const rt = await gpu();
+    const h = data(s, 37);
+    const [x, w, b, dy] = [h.x, h.w, h.b, h.dy].map((a) => rt.upload(a)) as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
+    const read = async (out: GPUBuffer, n: number) => {
+      const v = await rt.readF32(out, n);
+      rt.release(out);
+      return v;
+    };
+    const ny = h.dy.length;
+    const nx = h.x.length;
+    expectBitwiseEqual(await read(conv2dForward(rt, x, w, b, s, { variant: '3x3_px16' }), ny), await read(conv2dForward(rt, x, w, b, s, { variant: '3x3' }), ny), 'y');
+    expectBitwiseEqual(await read(conv2dBackwardData(rt, dy, w, s, { variant: '3x3_px16' }), nx), await read(conv2dBackwardData(rt, dy, w, s, { variant: '3x3' }), nx), 'dx');
+    [x, w, b, dy].forEach((buf) => rt.release(buf));
+  });
+});
+
 describe('conv2d over the binding limit (lowered to 64 KiB)', () => {
   const CHUNKED: [string, Conv2dShape][] = [
     ['3x3 20×(8×17×15)', S(20, 8, 17, 15, 8, 3, 1, 1)],

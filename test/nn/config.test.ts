@@ -22,6 +22,7 @@ describe('model config', () => {
     ['lengths that disagree', (c) => (c.level1.downsample = [true, true]), /level1.widths has 5 entries but level1.downsample has 2/],
     ['a zero width', (c) => (c.level2.widths = [64, 0]), /level2.widths\[1\] must be a positive integer/],
     ['dropout of 1', (c) => (c.level2.dropout = 1), /level2.dropout must be in \[0, 1\)/],
+    ['an unknown linear init', (c) => ((c.level2 as { linearInit?: string }).linearInit = 'xavier'), /level2.linearInit must be one of normal-0.01, kaiming-normal, got "xavier"/],
     ['missing stride', (c) => delete (c.patch as Partial<ModelConfig['patch']>).stride, /patch.stride must be a positive integer/],
   ];
   it.each(refusals)('refuses %s', (_what, change, message) => {

@@ -9,7 +9,7 @@ import { buildImageNetwork, buildPatchNetwork } from '../../src/nn/networks.ts';
 import { logSoftmaxNllLoss } from '../../src/nn/ops.ts';
 import { Adam } from '../../src/nn/optim.ts';
 import { Tape } from '../../src/nn/tape.ts';
-import { Tensor } from '../../src/nn/tensor.ts';
+import { readTensors, Tensor } from '../../src/nn/tensor.ts';
 import { loadWeightsFromBytes, weightsToSafetensors } from '../../src/nn/weights.ts';
 import type { Runtime } from '../../src/kernels/runtime.ts';
 import { expectBitwiseEqual } from '../helpers/check.ts';
@@ -50,6 +50,37 @@ describe('networks', () => {
       nets.level1.destroy();
       nets.level2.destroy();
     }
+  });
+
+  it("Level 2's Linear layers: N(0, 0.01) when linearInit is absent or normal-0.01, Kaiming normal (std √(2/fan_in)) when kaiming-normal; the same draws, and the convs unchanged", async () => {
+    const rt = await gpu();
+    const withInit = (linearInit?: 'normal-0.01' | 'kaiming-normal') => {
+      const level2 = { ...TINY_CONFIG.level2 };
+      if (linearInit) level2.linearInit = linearInit;
+      else delete level2.linearInit;
+      return buildImageNetwork(rt, { ...TINY_CONFIG, level2 }, 7);
+    };
+    const [absent, original, kaiming] = [withInit(), withInit('normal-0.01'), withInit('kaiming-normal')];
+    const [pa, po, pk] = await Promise.all([absent, original, kaiming].map((net) => readTensors(net.parameters())));
+    let linears = 0;
+    for (let i = 0; i < pa.length; i++) {
+      const a = absent.parameters()[i]!;
+      const [va, vo, vk] = [pa[i]!, po![i]!, pk![i]!];
+      expectBitwiseEqual(vo, va, `${a.name}: absent = normal-0.01`);
+      if (!(a.name.startsWith('classifier.') && a.name.endsWith('.weight'))) {
+        expectBitwiseEqual(vk, va, `${a.name}: not a Linear weight, unchanged`);
+        continue;
+      }
+      linears++;
+      const fanIn = a.shape[1] as number;
+      const scale = Math.sqrt(2 / fanIn) / 0.01;
+      for (let j = 0; j < va.length; j++) expect(Math.abs(vk[j]! - scale * va[j]!), `${a.name}[${j}]`).toBeLessThanOrEqual(1e-6 * Math.abs(vk[j]!) + 1e-12);
+      const std = Math.sqrt(vk.reduce((s, v) => s + v * v, 0) / vk.length);
+      expect(std / Math.sqrt(2 / fanIn), `${a.name} std`).toBeGreaterThan(0.75);
+      expect(std / Math.sqrt(2 / fanIn), `${a.name} std`).toBeLessThan(1.25);
+    }
+    expect(linears).toBe(TINY_CONFIG.level2.hidden.length + 1);
+    [absent, original, kaiming].forEach((n) => n.destroy());
   });
 
   it('the same seed gives the same initial weights, another seed others', async () => {
