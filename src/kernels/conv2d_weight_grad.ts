@@ -8,7 +8,9 @@
  * (wgsl/conv2d_dw_*.wgsl; grid and partial sums described in conv2d_dw_common.wgsl) splits that
  * reduction over streams of pixel tasks, each writing its own partial dW;
  * wgsl/conv2d_dw_reduce.wgsl adds the partials in a fixed order, batch chunk after batch chunk.
- * No atomics: the same inputs give the same bits.
+ * No atomics: the same inputs give the same bits. Two families have their own launchers, in the
+ * same split-K form: the register-blocked GEMMs (conv2d_gemm_rb.ts) and '3x3_sg16', the 3×3 kernel
+ * for CPU adapters with subgroups (conv2d_dw_3x3_sg.ts).
  * CPU references: conv2dBackwardWeightRef / conv2dBackwardBiasRef in conv2d_ref.ts.
  */
 import { conv2dOutputSize, validateConv2dShape, type Conv2dShape } from './conv2d_shape.ts';
