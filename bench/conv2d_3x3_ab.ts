@@ -1,20 +1,21 @@
 /**
- * A/B of 3×3 s1 p1 kernel versions on the seed network's layers at batch 1, forward and/or data
- * gradient: each version's median wall time of REPS launches (weight packing included), its GFLOP/s,
- * and the same as a share of the FMA ceiling (bench/cases.ts `ceiling: fma`) read just before and
- * after it; also both per CPU-second of this process (lavapipe's threads included), which moves far
- * less than wall time when other processes share the cores; and the first launch's wall time (shader
- * compilation included). Versions run one after another per
- * shape, so A and B see nearly the same machine state.
+ * A/B of 3×3 s1 p1 kernel versions on the seed network's layers at batch 1, forward, data gradient
+ * and/or weight gradient (OPS=dw: VARIANTS are then dW versions, e.g. 3x3s1p1,3x3_sg16): each
+ * version's median wall time of REPS launches (weight packing included), its GFLOP/s, and the same
+ * as a share of the FMA ceiling (bench/cases.ts `ceiling: fma`) read just before and after it; also
+ * both per CPU-second of this process (lavapipe's threads included), which moves far less than wall
+ * time when other processes share the cores; and the first launch's wall time (shader compilation
+ * included). Versions run one after another per shape, so A and B see nearly the same machine state.
  *
  *   npx tsx bench/conv2d_3x3_ab.ts
- *   VARIANTS=3x3,3x3_px16 (default)  OPS=forward,dx (default)  REPS=2 (default)
+ *   VARIANTS=3x3,3x3_px16 (default)  OPS=forward,dx (default; or dw)  REPS=2 (default)
  *   SHAPES='256,256,64;128,256,64' (cIn,cOut,size[,batch]; default: the seed's 3×3 layers at 64²–256²)
  */
 import './spin_polls.ts';
 import { conv2dBackwardData } from '../src/kernels/conv2d_data_grad.ts';
 import { conv2dForward, type Conv2dForwardVariant } from '../src/kernels/conv2d_forward.ts';
 import { conv2dFlops, type Conv2dShape } from '../src/kernels/conv2d_shape.ts';
+import { conv2dBackwardWeight, type Conv2dWeightGradVariant } from '../src/kernels/conv2d_weight_grad.ts';
 import { randomArray } from '../src/kernels/check.ts';
 import { describeAdapter } from '../src/kernels/device.ts';
 import { createNodeRuntime } from '../src/kernels/node.ts';
@@ -56,10 +57,15 @@ console.log(`adapter: ${describeAdapter(rt.adapter)}; ${new Date().toISOString()
 for (const s of shapes) {
   for (const op of ops) {
     for (const variant of variants) {
-      const src = rt.upload(randomArray(op === 'forward' ? s.n * s.cIn * s.h * s.w : s.n * s.cOut * s.h * s.w, 1));
+      const src = rt.upload(randomArray(op === 'dx' ? s.n * s.cOut * s.h * s.w : s.n * s.cIn * s.h * s.w, 1));
       const w = rt.upload(randomArray(s.cOut * s.cIn * 9, 2, -0.1, 0.1));
-      const b = rt.upload(randomArray(s.cOut, 3));
-      const launch = () => (op === 'forward' ? conv2dForward(rt, src, w, b, s, { variant }) : conv2dBackwardData(rt, src, w, s, { variant }));
+      const b = rt.upload(randomArray(op === 'dw' ? s.n * s.cOut * s.h * s.w : s.cOut, 3)); // dW: dy
+      const launch = () =>
+        op === 'forward'
+          ? conv2dForward(rt, src, w, b, s, { variant })
+          : op === 'dx'
+            ? conv2dBackwardData(rt, src, w, s, { variant })
+            : conv2dBackwardWeight(rt, src, b, s, { variant: variant as string as Conv2dWeightGradVariant });
       const tc = performance.now();
       rt.release(launch()); // the first launch compiles the pipeline
       await rt.sync();

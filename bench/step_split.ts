@@ -21,7 +21,7 @@ import { kernelUses } from '../src/nn/kernel_uses.ts';
 import { buildPatchNetwork } from '../src/nn/networks.ts';
 import { Adam } from '../src/nn/optim.ts';
 import { Tensor } from '../src/nn/tensor.ts';
-import { trainingStep } from './train_step.ts';
+import { stepFlops, trainingStep } from './train_step.ts';
 
 export interface SplitRow {
   group: string;
@@ -133,13 +133,11 @@ export async function measureStepSplit(rt: Runtime, name: string, config: ModelC
         return { group, ms: g.ms, share: g.ms / totalMs, dispatches: g.dispatches, flops: f, gflops, ofCeiling: gflops !== null && fmaCeiling ? gflops / fmaCeiling : null };
       })
       .sort((a, b) => b.ms - a.ms);
-    const linearFlops = uses.filter((u) => u.op === 'linear.forward').reduce((s, u) => s + 2 * (u.shape as { n: number; inFeatures: number; outFeatures: number }).n * (u.shape as { inFeatures: number }).inFeatures * (u.shape as { outFeatures: number }).outFeatures, 0);
-    const forwardFlops = uses.filter((u) => u.op === 'conv2d.forward').reduce((s, u) => s + conv2dFlops(u.shape as Conv2dShape), 0) + linearFlops;
     const convVersions = [...new Set(uses.filter((u) => u.op.startsWith('conv2d.')).map((u) => {
       const c = u.shape as Conv2dShape;
       return `${u.op} ${c.cIn}→${c.cOut} ${c.h}² k${c.kh}s${c.stride}: ${currentVersion(rt, u.op, c)}`;
     }))];
-    return { name, batch, rows, totalMs, stepFlops: 3 * forwardFlops, convVersions };
+    return { name, batch, rows, totalMs, stepFlops: stepFlops(uses), convVersions };
   } finally {
     x.release();
     rt.release(labels);

@@ -146,15 +146,16 @@ export function applicableVersions<K extends KernelOp>(op: K, shape: KernelShape
  * The versions autotune times for `shape` on `rt`: the applicable ones, less the register-blocked
  * GEMMs ('gemm_rb*', conv2d_gemm_rb.ts) on CPU adapters — they are built for discrete GPUs, never
  * win on lavapipe's uniform-memory paths, and compiling them there costs seconds each — and less
- * '3x3_px16' on layers narrower than 16 channels or smaller than 64² (see pxTunable).
+ * '3x3_px16' (forward, dx) and '3x3_sg16' (dW) on layers narrower than 16 channels or smaller than
+ * 64² (see pxTunable).
  */
 export function tunedVersions<K extends KernelOp>(rt: Runtime, op: K, shape: KernelShapes[K]): string[] {
   const cpu = isCpuAdapter(rt);
-  return applicableVersions(op, shape).filter((v) => !(cpu && isGemmRbVariant(v)) && (v !== '3x3_px16' || pxTunable(shape as Conv2dShape)));
+  return applicableVersions(op, shape).filter((v) => !(cpu && isGemmRbVariant(v)) && ((v !== '3x3_px16' && v !== '3x3_sg16') || pxTunable(shape as Conv2dShape)));
 }
 
 /**
- * '3x3_px16' is timed only where it was measured (≥ 16 channels in and out, ≥ 64²). Offered on
+ * '3x3_px16' and '3x3_sg16' are timed only where they were measured (≥ 16 channels in and out, ≥ 64²). Offered on
  * every 3×3 shape, autotune chose it for most of the tiny preset's layers, and that default
  * `npm run train` (2026-12-03, commit 92cca64) trained Level 1 well (96.3% of test patches) but
  * Level 2 stalled at 50% of test images, where the heuristic kernels' run reached 100%. Not the

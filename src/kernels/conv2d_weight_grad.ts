@@ -8,16 +8,20 @@
  * (wgsl/conv2d_dw_*.wgsl; grid and partial sums described in conv2d_dw_common.wgsl) splits that
  * reduction over streams of pixel tasks, each writing its own partial dW;
  * wgsl/conv2d_dw_reduce.wgsl adds the partials in a fixed order, batch chunk after batch chunk.
- * No atomics: the same inputs give the same bits.
+ * No atomics: the same inputs give the same bits. Two families have their own launchers, in the
+ * same split-K form: the register-blocked GEMMs (conv2d_gemm_rb.ts) and '3x3_sg16', the 3×3 kernel
+ * for CPU adapters with subgroups (conv2d_dw_3x3_sg.ts).
  * CPU references: conv2dBackwardWeightRef / conv2dBackwardBiasRef in conv2d_ref.ts.
  */
 import { conv2dOutputSize, validateConv2dShape, type Conv2dShape } from './conv2d_shape.ts';
 import { conv2dBackwardWeightGemmRb, isGemmRbVariant, type GemmRbVariant } from './conv2d_gemm_rb.ts';
+import { hasSubgroupsOf8 } from './conv2d_direct.ts';
+import { conv2dBackwardWeight3x3Sg, dw3x3SgSupports, isDw3x3SgVariant, type Conv2dDw3x3SgVariant } from './conv2d_dw_3x3_sg.ts';
 import { defineKernel, flatWorkgroups, Uniforms, type KernelSpec } from './kernel.ts';
 import { BindingLimitError, type Binding, type Runtime } from './runtime.ts';
 
 /** The dW kernels, fastest first where several apply; `general` handles every shape. */
-export const CONV2D_WEIGHT_GRAD_VARIANTS = ['3x3s1p1', '2x2s2', '1x1', 'general', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32'] as const;
+export const CONV2D_WEIGHT_GRAD_VARIANTS = ['3x3s1p1', '2x2s2', '1x1', 'general', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32', '3x3_sg16'] as const;
 export type Conv2dWeightGradVariant = (typeof CONV2D_WEIGHT_GRAD_VARIANTS)[number];
 
 export interface Conv2dWeightGradOptions {
@@ -61,8 +65,9 @@ const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 const is = (s: Conv2dShape, k: number, stride: number, pad: number) => s.kh === k && s.kw === k && s.stride === stride && s.pad === pad;
 const tile1x1 = (s: Conv2dShape) => (s.cOut < TILE_1X1.CO ? TILE_1X1_NARROW : TILE_1X1);
 
-/** The register-blocked split-K GEMMs (conv2d_gemm_rb.ts) take every shape and have their own launcher. */
-type DirectDwVariant = Exclude<Conv2dWeightGradVariant, GemmRbVariant>;
+/** The register-blocked split-K GEMMs (conv2d_gemm_rb.ts) and the subgroup 3×3 kernel (conv2d_dw_3x3_sg.ts) have their own launchers. */
+type DirectDwVariant = Exclude<Conv2dWeightGradVariant, GemmRbVariant | Conv2dDw3x3SgVariant>;
+const isDirect = (v: Conv2dWeightGradVariant): v is DirectDwVariant => !isGemmRbVariant(v) && !isDw3x3SgVariant(v);
 const RULES: { [K in DirectDwVariant]: VariantRule } = {
   '3x3s1p1': { supports: (s) => is(s, 3, 1, 1), kernel: () => kernel3x3, pairs: (s) => s.cIn * ceilDiv(s.cOut, 8), rowBlock: 16 },
   '2x2s2': {
@@ -87,21 +92,27 @@ const RULES: { [K in DirectDwVariant]: VariantRule } = {
 
 /** Whether `variant` computes dW for shape `s`. */
 export function conv2dWeightGradSupports(variant: Conv2dWeightGradVariant, s: Conv2dShape): boolean {
+  if (isDw3x3SgVariant(variant)) return dw3x3SgSupports(s);
   return isGemmRbVariant(variant) || RULES[variant].supports(s);
 }
+
+const cpuAdapter = (rt: Runtime) => /llvmpipe|swiftshader/i.test(`${rt.adapter.description} ${rt.adapter.device}`) || rt.adapter.isFallbackAdapter;
 
 /**
  * The heuristic dW kernel for `s`, used unless `rt.kernels` (kernel_choices.ts, filled by autotune.ts
  * or a file) names another. The specialised kernels won on lavapipe (bench/conv2d_weight_grad.ts);
- * the heuristic is the same on every adapter: autotune measures the others.
+ * on CPU adapters with subgroups the wide 3×3 layers take '3x3_sg16'; autotune measures the others.
  */
 export function chooseConv2dWeightGradVariant(rt: Runtime, s: Conv2dShape): Conv2dWeightGradVariant {
-  return CONV2D_WEIGHT_GRAD_VARIANTS.find((v) => !isGemmRbVariant(v) && RULES[v].supports(s)) ?? 'general';
+  // lavapipe, '3x3_sg16' against '3x3s1p1' (bench/conv2d_3x3_ab.ts OPS=dw): see BENCHMARKS.md. Only
+  // where measured: ≥ 16 channels in and out, ≥ 64², rows read as vec4.
+  if (dw3x3SgSupports(s) && Math.min(s.cIn, s.cOut) >= 16 && s.w >= 64 && s.w % 4 === 0 && cpuAdapter(rt) && hasSubgroupsOf8(rt)) return '3x3_sg16';
+  return CONV2D_WEIGHT_GRAD_VARIANTS.find((v) => isDirect(v) && RULES[v].supports(s)) ?? 'general';
 }
 
 /** Workgroups wanted in flight: a CPU driver needs a few per core, a GPU thousands. */
 function targetWorkgroups(rt: Runtime): number {
-  return /llvmpipe|swiftshader/i.test(`${rt.adapter.description} ${rt.adapter.device}`) || rt.adapter.isFallbackAdapter ? 128 : 4096;
+  return cpuAdapter(rt) ? 128 : 4096;
 }
 
 /** One tensor split along the batch: its buffer and the f32 elements of one batch item. */
@@ -164,6 +175,7 @@ export function conv2dBackwardWeight(rt: Runtime, x: GPUBuffer, dy: GPUBuffer, s
   validateConv2dShape(s);
   const variant = options.variant ?? rt.kernels.choose('conv2d.dw', s, () => chooseConv2dWeightGradVariant(rt, s));
   if (isGemmRbVariant(variant)) return conv2dBackwardWeightGemmRb(rt, x, dy, s, variant);
+  if (isDw3x3SgVariant(variant)) return conv2dBackwardWeight3x3Sg(rt, x, dy, s, variant);
   const rule = RULES[variant];
   if (!rule.supports(s)) throw new Error(`conv2dBackwardWeight: variant '${variant}' does not support ${s.kh}×${s.kw} stride ${s.stride} pad ${s.pad}`);
   const { ho, wo } = conv2dOutputSize(s);

@@ -9,6 +9,8 @@ import {
   conv2dWeightGradSupports,
   type Conv2dWeightGradVariant,
 } from '../../src/kernels/conv2d_weight_grad.ts';
+import { hasSubgroupsOf8 } from '../../src/kernels/conv2d_direct.ts';
+import { isCpuAdapter } from '../../src/kernels/conv2d_forward.ts';
 import { BindingLimitError, type Runtime } from '../../src/kernels/runtime.ts';
 import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
 import { dot, numericGradient } from '../helpers/gradcheck.ts';
@@ -87,6 +89,17 @@ const dwCases: [Conv2dWeightGradVariant, Conv2dShape][] = [
   ['general', shape(2, 4, 19, 8, 3, [4, 3], 1, 2)],
   ['general', shape(2, 3, 10, 11, 2, 3, 2, 0)],
   ['general', shape(1, 2, 9, 7, 3, 1, 2, 0)],
+  // '3x3_sg16' (lanes over 8 input channels, 16 output channels per workgroup, dy shared by
+  // subgroupBroadcast): f32 rows (W not a multiple of 4, a part strip) and vec4 rows (W = 12, 20, 64),
+  // channels short of the 8 / 16 blocks and over them (partial blocks both ways), batch 1 and 3,
+  // heights over one 16-row task (several row blocks, the window's edges), 1×1 images, cIn < 8.
+  ['3x3_sg16', shape(1, 1, 7, 9, 1, 3, 1, 1)],
+  ['3x3_sg16', shape(3, 5, 7, 9, 11, 3, 1, 1)],
+  ['3x3_sg16', shape(2, 19, 37, 20, 17, 3, 1, 1)],
+  ['3x3_sg16', shape(1, 9, 1, 1, 3, 3, 1, 1)],
+  ['3x3_sg16', shape(3, 43, 19, 21, 33, 3, 1, 1)],
+  ['3x3_sg16', shape(1, 16, 33, 12, 16, 3, 1, 1)],
+  ['3x3_sg16', shape(1, 8, 17, 64, 24, 3, 1, 1)],
   // The register-blocked split-K GEMMs: partial tiles both ways (cOut 70 > 64, K = 17·9 = 153 > 128),
   // several splits of N·Ho·Wo (3200 pixels), strides, odd kernels, a 1×1.
   ...(['gemm_rb128', 'gemm_rb64', 'gemm_rb_n32'] as const).flatMap((v) => [
@@ -127,14 +140,27 @@ describe('conv2d db on the GPU matches conv2dBackwardBiasRef', () => {
 describe('conv2d weight-grad choice', () => {
   it('picks the specialised kernel for the network shapes and general otherwise', async () => {
     const rt = await gpu();
-    expect(chooseConv2dWeightGradVariant(rt, shape(8, 64, 128, 128, 64, 3, 1, 1))).toBe('3x3s1p1');
+    const subgroupKernel = isCpuAdapter(rt) && hasSubgroupsOf8(rt);
+    expect(chooseConv2dWeightGradVariant(rt, shape(8, 64, 128, 128, 64, 3, 1, 1))).toBe(subgroupKernel ? '3x3_sg16' : '3x3s1p1');
+    expect(chooseConv2dWeightGradVariant(rt, shape(16, 3, 64, 64, 8, 3, 1, 1))).toBe('3x3s1p1');
     expect(chooseConv2dWeightGradVariant(rt, shape(8, 64, 128, 128, 64, 2, 2, 0))).toBe('2x2s2');
     expect(chooseConv2dWeightGradVariant(rt, shape(8, 256, 64, 64, 1, 1))).toBe('1x1');
     expect(chooseConv2dWeightGradVariant(rt, shape(1, 3, 11, 13, 5, 5, 2, 2))).toBe('general');
     expect(CONV2D_WEIGHT_GRAD_VARIANTS.filter((v) => conv2dWeightGradSupports(v, shape(1, 1, 9, 9, 1, 3, 2, 1)))).toEqual(['general', 'gemm_rb128', 'gemm_rb64', 'gemm_rb_n32']);
     const x = rt.alloc(64);
     expect(() => conv2dBackwardWeight(rt, x, x, shape(1, 1, 4, 4, 1, 3, 1, 0), { variant: '3x3s1p1' })).toThrow(/does not support/);
+    expect(() => conv2dBackwardWeight(rt, x, x, shape(1, 1, 4, 4, 1, 3, 1, 0), { variant: '3x3_sg16' })).toThrow(/does not support/);
     rt.release(x);
+  });
+
+  it("'3x3_sg16' names what it needs on a device without subgroups of 8, and is not chosen there", async () => {
+    const real = await gpu();
+    const rt = Object.create(real, { adapter: { value: { ...real.adapter, subgroupMinSize: 4 } } }) as Runtime;
+    const s = shape(1, 8, 8, 8, 16, 3, 1, 1);
+    const x = real.alloc(4 * 16 * 64);
+    expect(chooseConv2dWeightGradVariant(rt, shape(1, 256, 64, 64, 256, 3, 1, 1))).toBe('3x3s1p1');
+    expect(() => conv2dBackwardWeight(rt, x, x, s, { variant: '3x3_sg16' })).toThrow(/conv2dBackwardWeight: variant '3x3_sg16' needs the WebGPU 'subgroups' feature/);
+    real.release(x);
   });
 });
 
@@ -176,6 +202,7 @@ describe('conv2d dW and db over the binding limit (lowered to 16 KiB)', () => {
     ['general', shape(5, 3, 17, 19, 4, 3, 1, 1)],
     ['2x2s2', shape(5, 3, 17, 19, 4, 2, 2, 0)],
     ['1x1', shape(7, 5, 13, 15, 1, 1)],
+    ['3x3_sg16', shape(5, 3, 17, 19, 4, 3, 1, 1)],
   ] as [Conv2dWeightGradVariant, Conv2dShape][])('%s %o is processed in batch chunks', async (variant, s) => {
     const rt = await gpu({ maxBindingBytes: limit });
     const before = rt.counters.dispatches;
