@@ -16,6 +16,7 @@
 import { conv2dOutputSize, validateConv2dShape, type Conv2dShape } from './conv2d_shape.ts';
 import { conv2dBackwardWeightGemmRb, isGemmRbVariant, type GemmRbVariant } from './conv2d_gemm_rb.ts';
 import { hasSubgroupsOf8 } from './conv2d_direct.ts';
+import { isCpuAdapter } from './conv2d_forward.ts';
 import { conv2dBackwardWeight3x3Sg, dw3x3SgSupports, isDw3x3SgVariant, type Conv2dDw3x3SgVariant } from './conv2d_dw_3x3_sg.ts';
 import { defineKernel, flatWorkgroups, Uniforms, type KernelSpec } from './kernel.ts';
 import { BindingLimitError, type Binding, type Runtime } from './runtime.ts';
@@ -96,8 +97,6 @@ export function conv2dWeightGradSupports(variant: Conv2dWeightGradVariant, s: Co
   return isGemmRbVariant(variant) || RULES[variant].supports(s);
 }
 
-const cpuAdapter = (rt: Runtime) => /llvmpipe|swiftshader/i.test(`${rt.adapter.description} ${rt.adapter.device}`) || rt.adapter.isFallbackAdapter;
-
 /**
  * The heuristic dW kernel for `s`, used unless `rt.kernels` (kernel_choices.ts, filled by autotune.ts
  * or a file) names another. The specialised kernels won on lavapipe (bench/conv2d_weight_grad.ts);
@@ -106,13 +105,13 @@ const cpuAdapter = (rt: Runtime) => /llvmpipe|swiftshader/i.test(`${rt.adapter.d
 export function chooseConv2dWeightGradVariant(rt: Runtime, s: Conv2dShape): Conv2dWeightGradVariant {
   // lavapipe, '3x3_sg16' against '3x3s1p1' (bench/conv2d_3x3_ab.ts OPS=dw): see BENCHMARKS.md. Only
   // where measured: ≥ 16 channels in and out, ≥ 64², rows read as vec4.
-  if (dw3x3SgSupports(s) && Math.min(s.cIn, s.cOut) >= 16 && s.w >= 64 && s.w % 4 === 0 && cpuAdapter(rt) && hasSubgroupsOf8(rt)) return '3x3_sg16';
+  if (dw3x3SgSupports(s) && Math.min(s.cIn, s.cOut) >= 16 && s.w >= 64 && s.w % 4 === 0 && isCpuAdapter(rt) && hasSubgroupsOf8(rt)) return '3x3_sg16';
   return CONV2D_WEIGHT_GRAD_VARIANTS.find((v) => isDirect(v) && RULES[v].supports(s)) ?? 'general';
 }
 
 /** Workgroups wanted in flight: a CPU driver needs a few per core, a GPU thousands. */
 function targetWorkgroups(rt: Runtime): number {
-  return cpuAdapter(rt) ? 128 : 4096;
+  return isCpuAdapter(rt) ? 128 : 4096;
 }
 
 /** One tensor split along the batch: its buffer and the f32 elements of one batch item. */
