@@ -222,7 +222,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
         rssAfterGcMiB: round1((fullGc(), process.memoryUsage().rss) / MiB),
         heapMiB: round1(mem.heapUsed / MiB),
         stepMs: medianStepMs(level1Batches(metrics, lastSample)),
-        cpuMsPerBatch: batches > lastBatches ? round1(cpuMs / (batches - lastBatches)) : null,
+        // An interval of a few batches (the end-of-run sample) is mostly a round's fixed costs (Level 2, checkpoints): not a per-batch cost.
+        cpuMsPerBatch: batches - lastBatches >= MIN_BATCHES_PER_CPU_SAMPLE ? round1(cpuMs / (batches - lastBatches)) : null,
         load1: round1((loadavg()[0] as number) * 100) / 100,
       };
       if (s.stepMs !== null) s.stepMs = round1(s.stepMs);
@@ -297,6 +298,9 @@ function summarise(o: SoakOptions, samples: SoakSample[], out: string, rounds: n
   const level1Batches_ = level1Batches(metrics, 0).length;
   return { samples, rounds, level1Batches: level1Batches_, level1Epochs: epochs, checkpointsVerified: verified, tempFilesLeft, checks, passed: checks.every((c) => c.ok), allocator: currentAllocator() };
 }
+
+/** Fewest Level-1 batches in a sample's interval for its CPU time per batch to count (a quiet CI run's end-of-run sample held 1 batch and 1,629 ms of CPU). */
+const MIN_BATCHES_PER_CPU_SAMPLE = 5;
 
 const HEADER = ' minute round L1-epochs batches  pool-hw-MiB pool-held-MiB buffers  rss-MiB  gc-rss heap-MiB  step-ms cpu-ms/batch  load1';
 
