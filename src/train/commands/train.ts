@@ -64,7 +64,7 @@ Options:
   --data DIR            dataset: DIR/{train,val,test}/<CLASS>/* or DIR/<CLASS>/* (split from the seed).
                         Default: the built-in synthetic dataset (${DEFAULT_SYNTH.perClass} images per class, ${DEFAULT_SYNTH.size}², generated once)
   --out RUN             run folder (default runs/<preset>)
-  --preset NAME|FILE    tiny | tile (real 224-px tiles) | seed | a config JSON file (default tiny)
+  --preset NAME|FILE    tiny | tile (real 224–512 px tiles, resized to 112²) | seed | a config JSON file (default tiny)
   --epochs N            Level-1 epochs (default: 4 for tiny, ${TILE_EPOCHS.level1} for tile, 20 for seed)
   --level2-epochs N     Level-2 epochs (default: 60 for tiny, ${TILE_EPOCHS.level2} for tile, 20 for seed)
   --batch-size N        batch size of both levels (default 16)
