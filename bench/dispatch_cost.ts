@@ -4,11 +4,14 @@
  * the pool, the uniform arena, the bind groups, and the submit), with the GPU idle while it records.
  * On a real GPU a small network's step is bound by this, not by the kernels.
  *
- * Each figure is the median over rounds of (CPU time of the main thread during the synchronous
- * recording + `flush`) / dispatches recorded; the GPU work is waited for outside the timed region.
- * CPU time is the thread's own (Linux /proc/self/task/PID/schedstat, nanoseconds), so time the
- * thread spends waiting for a core on a busy machine is not counted; where that file does not
- * exist, wall time is used instead (and the row says so).
+ * Each figure is the median over 15 rounds (after 3 untimed ones) of (CPU time of the main thread
+ * during the synchronous recording + `flush`) / dispatches recorded; the GPU work is waited for
+ * outside the timed region.
+ * CPU time is the thread's own (Linux `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` through koffi), so
+ * time the thread spends waiting for a core on a busy machine is not counted; elsewhere wall time
+ * is used instead (and the rows say so). The /proc schedstat counter used before moves only at
+ * scheduler ticks when the thread is not switched out (4 ms steps here: 2 µs per dispatch over a
+ * 2000-dispatch round), which quantised the earlier figures.
  *
  * The *floor* row is the same loop calling only Dawn's three calls per dispatch (setPipeline,
  * setBindGroup with a dynamic offset, dispatchWorkgroups; pipeline and bind group made once): what
@@ -22,7 +25,6 @@
  */
 import './spin_polls.ts';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { reluForward } from '../src/kernels/relu.ts';
@@ -61,21 +63,28 @@ type Timed = 'usPerDispatchRepeated' | 'usPerDispatchVaried' | 'usPerDispatchFlo
 /** The figures of several fresh processes: each timed row as median [min–max] over them. */
 export type DispatchCostSpread = { [K in Timed]: Spread } & { processes: number; tinyStepDispatches: number; clock: DispatchCost['clock'] };
 
-const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
-
-/** Nanoseconds of CPU the main thread has run, or null where the kernel does not say. */
-function threadCpuNs(): number | null {
+/** Nanoseconds of CPU the calling thread has run, where Linux and koffi allow; else null. */
+async function threadClock(): Promise<(() => number) | null> {
+  if (process.platform !== 'linux') return null;
   try {
-    return Number(readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]);
+    const koffi = (await import('koffi')).default;
+    const timespec = koffi.struct('dispatch_cost_timespec', { tv_sec: 'int64_t', tv_nsec: 'long' });
+    const clockGettime = koffi.load('libc.so.6').func('int clock_gettime(int, _Out_ dispatch_cost_timespec *ts)');
+    const ts = { tv_sec: 0, tv_nsec: 0 };
+    return () => {
+      clockGettime(3 /* CLOCK_THREAD_CPUTIME_ID */, ts);
+      return ts.tv_sec * 1e9 + ts.tv_nsec;
+    };
   } catch {
     return null;
   }
 }
 
+const threadCpuNs = await threadClock();
+
 /** The clock the rows use: the main thread's CPU time where available, else wall time (both in µs). */
 function nowUs(): number {
-  const ns = threadCpuNs();
-  return ns === null ? performance.now() * 1000 : ns / 1000;
+  return threadCpuNs ? threadCpuNs() / 1000 : performance.now() * 1000;
 }
 
 function median(xs: number[]): number {
@@ -84,15 +93,18 @@ function median(xs: number[]): number {
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/** Rounds run untimed first, so the JIT has compiled the loop before any sample. */
+const WARMUP_ROUNDS = 3;
+
 /** Median over `rounds` of (µs of `record()` + `submit()`) / `per`; the GPU is drained before each round. */
 async function timeRecording(rt: Runtime, rounds: number, per: number, record: () => void, submit = () => rt.flush()): Promise<number> {
   const samples: number[] = [];
-  for (let r = 0; r < rounds; r++) {
+  for (let r = -WARMUP_ROUNDS; r < rounds; r++) {
     await rt.sync();
     const t0 = nowUs();
     record();
     submit();
-    samples.push((nowUs() - t0) / per);
+    if (r >= 0) samples.push((nowUs() - t0) / per);
   }
   await rt.sync();
   return median(samples);
@@ -180,7 +192,7 @@ export async function measureDispatchCost(rt: Runtime, options: { dispatches?: n
     await rt.sync();
     const tinyStepDispatches = rt.counters.dispatches - before;
     const usPerTinyStep = await timeRecording(rt, rounds, 1, step);
-    return { usPerDispatchRepeated, usPerDispatchVaried, usPerDispatchFloor, usPerTinyStep, tinyStepDispatches, clock: threadCpuNs() === null ? 'wall' : 'thread CPU' };
+    return { usPerDispatchRepeated, usPerDispatchVaried, usPerDispatchFloor, usPerTinyStep, tinyStepDispatches, clock: threadCpuNs ? 'thread CPU' : 'wall' };
   } finally {
     x.release();
     rt.release(labels);
