@@ -74,10 +74,10 @@ export function ceilingCases(rt: Runtime): BenchCase[] {
   const vec4s = 4 * 1024 * 1024; // 64 MiB each way
   return [
     launch(rt, { name: 'ceiling: fma', shape: `${invocations} lanes × ${rounds * 128} FMA`, unit: 'GFLOP/s', work: 2 * invocations * rounds * 128, ceiling: true }, () => [rt.alloc(invocations * 16)], ([dst]) => {
-      rt.dispatch(fmaKernel, { bindings: [dst as GPUBuffer], uniforms: new Uniforms().u32(invocations, rounds).f32(0.999).bytes(), workgroups: flatWorkgroups(invocations / 256) });
+      rt.dispatch(fmaKernel, { bindings: [dst as GPUBuffer], uniforms: new Uniforms().u32(invocations, rounds).f32(0.999), workgroups: flatWorkgroups(invocations / 256) });
     }),
     launch(rt, { name: 'ceiling: copy', shape: '64 MiB vec4', unit: 'GB/s', work: 2 * vec4s * 16, ceiling: true }, () => [rt.alloc(vec4s * 16), rt.alloc(vec4s * 16)], ([dst, src]) => {
-      rt.dispatch(copyKernel, { bindings: [dst as GPUBuffer, src as GPUBuffer], uniforms: new Uniforms().u32(vec4s).bytes(), workgroups: flatWorkgroups(vec4s / 256) });
+      rt.dispatch(copyKernel, { bindings: [dst as GPUBuffer, src as GPUBuffer], uniforms: new Uniforms().u32(vec4s), workgroups: flatWorkgroups(vec4s / 256) });
     }),
   ];
 }

@@ -16,8 +16,8 @@
  *   npm run bench -- --no-tfjs      # ours only
  *   LUNGPATH_KERNELS=heuristic npm run bench   # the built-in per-adapter choice instead of autotune
  *
- * After the kernel rows: the runtime's CPU cost per recorded dispatch and per tiny training step
- * (bench/dispatch_cost.ts; `--only dispatch`) and the per-op split of one seed training step at
+ * After the kernel rows: the runtime's CPU cost per recorded dispatch and per tiny training step,
+ * measured in fresh child processes (bench/dispatch_cost.ts; `--only dispatch`) and the per-op split of one seed training step at
  * batch 1 (bench/step_split.ts; `--only split`).
  */
 import './spin_polls.ts';
@@ -28,7 +28,7 @@ import { createNodeRuntime, nodeGpu } from '../src/kernels/node.ts';
 import { useKernelsFromEnv } from '../src/train/kernels.ts';
 import { SEED_CONFIG, TINY_CONFIG } from '../src/nn/config.ts';
 import { benchCases } from './cases.ts';
-import { measureDispatchCost, type DispatchCost } from './dispatch_cost.ts';
+import { dispatchCostRows, formatSpread, measureDispatchCostInProcesses, type DispatchCostSpread } from './dispatch_cost.ts';
 import { formatStepSplit, measureStepSplit, type StepSplit } from './step_split.ts';
 import { checkTargets } from './targets.ts';
 import { measureTrainStep, type TrainStepStats } from './train_step_stats.ts';
@@ -122,9 +122,10 @@ if (selected('train step')) {
   }
 }
 
-// The runtime's CPU cost per dispatch, and where one seed training step spends its GPU time.
-let dispatchCost: DispatchCost | null = null;
-if (selected('dispatch') || selected('train step')) dispatchCost = await measureDispatchCost(rt);
+// The runtime's CPU cost per dispatch (in fresh child processes: this one's heap, after the rows
+// above, measured twice a fresh one), and where one seed training step spends its GPU time.
+let dispatchCost: DispatchCostSpread | null = null;
+if (selected('dispatch') || selected('train step')) dispatchCost = await measureDispatchCostInProcesses(values.quick ? 3 : 5);
 let split: StepSplit | null = null;
 if (selected('split') || selected('train step')) split = await measureStepSplit(rt, 'seed patch net', SEED_CONFIG, 1, ceilings['GFLOP/s'] ?? null);
 
@@ -151,11 +152,8 @@ if (values.json) {
     for (const t of targets) console.log(`| ${t.target} | ${t.shape} | ≥ ${t.goal}× | ${t.ratio === null ? '—' : `${t.ratio.toFixed(1)}×`} | ${verdict(t.met)} |`);
   }
   if (dispatchCost) {
-    const d = dispatchCost;
-    console.log(`\n| runtime CPU cost (${d.clock}, main thread) | µs |\n|---|---:|`);
-    console.log(`| per recorded dispatch, same buffers (relu, 1024 floats) | ${d.usPerDispatchRepeated.toFixed(1)} |`);
-    console.log(`| per recorded dispatch, 64 input buffers in turn | ${d.usPerDispatchVaried.toFixed(1)} |`);
-    console.log(`| per tiny patch-net training step, batch 16 (${d.tinyStepDispatches} dispatches) | ${d.usPerTinyStep.toFixed(0)} (${(d.usPerTinyStep / d.tinyStepDispatches).toFixed(1)} per dispatch) |`);
+    console.log(`\n| runtime CPU cost (${dispatchCost.clock}, main thread), ${dispatchCost.processes} fresh processes | µs, median [min–max] |\n|---|---:|`);
+    for (const [label, value] of dispatchCostRows(dispatchCost)) console.log(`| ${label} | ${value} |`);
   }
   if (split) console.log(`\n${formatStepSplit(split, ceilings['GFLOP/s'] ?? null)}`);
 } else {
@@ -172,7 +170,7 @@ if (values.json) {
   }
   if (dispatchCost) {
     const d = dispatchCost;
-    console.log(`runtime CPU cost (${d.clock}): ${d.usPerDispatchRepeated.toFixed(1)} µs per dispatch (same buffers), ${d.usPerDispatchVaried.toFixed(1)} µs (64 inputs in turn), ${d.usPerTinyStep.toFixed(0)} µs per tiny b16 training step (${d.tinyStepDispatches} dispatches)`);
+    console.log(`runtime CPU cost (${d.clock}, µs, median [min–max] of ${d.processes} processes): ${formatSpread(d.usPerDispatchRepeated)} per dispatch (same buffers), ${formatSpread(d.usPerDispatchVaried)} (64 inputs in turn), floor (Dawn's calls alone) ${formatSpread(d.usPerDispatchFloor)}, ${formatSpread(d.usPerTinyStep, 0)} per tiny b16 training step (${d.tinyStepDispatches} dispatches)`);
   }
   if (split) console.log(`\n${formatStepSplit(split, ceilings['GFLOP/s'] ?? null)}`);
   console.log(`dispatches ${rt.counters.dispatches}, submits ${rt.counters.submits}, pipelines ${rt.counters.pipelines} (lungpath, whole run)`);

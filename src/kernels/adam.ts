@@ -55,7 +55,7 @@ export function adamStep(rt: Runtime, param: GPUBuffer, grad: GPUBuffer, m: GPUB
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`adam: n must be a non-negative integer, got ${n}`);
   const c = adamScalars(opts);
   const uniforms = (count: number) =>
-    new Uniforms().u32(count).f32(c.beta1, 1 - c.beta1, c.beta2, 1 - c.beta2, c.eps, c.weightDecay, c.stepSize, c.bc2Sqrt).bytes();
+    new Uniforms().u32(count).f32(c.beta1, 1 - c.beta1, c.beta2, 1 - c.beta2, c.eps, c.weightDecay, c.stepSize, c.bc2Sqrt);
   forEachElementChunk(rt, n, (start, count) => {
     rt.dispatch(adamKernel, {
       bindings: [param, grad, m, v].map((buffer) => elementRange(buffer, start, count)),

@@ -55,7 +55,7 @@ export function augmentColour(rt: Runtime, patches: GPUBuffer, count: number, si
     const byteStart = start * patchBytes;
     const offset = Math.floor(byteStart / 256) * 256;
     const range = (buffer: GPUBuffer) => ({ buffer, offset, size: byteStart - offset + n * patchBytes });
-    const uniforms = new Uniforms().u32(n, pix, (byteStart - offset) / 4, start).bytes();
+    const uniforms = new Uniforms().u32(n, pix, (byteStart - offset) / 4, start);
     rt.dispatch(meanKernel, {
       bindings: [range(patches), factorBuffer, means],
       uniforms,

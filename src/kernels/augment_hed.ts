@@ -82,7 +82,7 @@ export function augmentHed(rt: Runtime, patches: GPUBuffer, count: number, size:
     const range = (buffer: GPUBuffer) => ({ buffer, offset, size: byteStart - offset + n * patchBytes });
     rt.dispatch(hedKernel, {
       bindings: [range(patches), paramBuffer, matrices, range(out)],
-      uniforms: new Uniforms().u32(n, pix, (byteStart - offset) / 4, start).bytes(),
+      uniforms: new Uniforms().u32(n, pix, (byteStart - offset) / 4, start),
       workgroups: flatWorkgroups(Math.ceil((n * pix) / WG), rt.maxWorkgroupsPerDimension),
     });
   }

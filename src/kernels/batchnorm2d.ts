@@ -103,12 +103,11 @@ function layoutOf(rt: Runtime, s: BatchNormShape): Layout {
   return { s, hw, width, tile, tiles, parts, chunks };
 }
 
-function params(l: Layout, chunk: BatchChunk | null, training: boolean, eps = BATCHNORM_EPS, momentum = BATCHNORM_MOMENTUM): ArrayBuffer {
+function params(l: Layout, chunk: BatchChunk | null, training: boolean, eps = BATCHNORM_EPS, momentum = BATCHNORM_MOMENTUM): Uniforms {
   const { s } = l;
   return new Uniforms()
     .u32(l.hw, s.c, (chunk?.nb ?? 0) * s.c, l.tiles, l.tile, chunk?.base ?? 0, s.n, chunk?.n0 ?? 0, l.parts, training ? 1 : 0)
-    .f32(eps, momentum)
-    .bytes();
+    .f32(eps, momentum);
 }
 
 function range(buffer: GPUBuffer, chunk: BatchChunk): Binding {
@@ -130,13 +129,13 @@ function perChannelGrid(rt: Runtime, groups: number): [number, number] {
   return flatWorkgroups(groups, rt.maxWorkgroupsPerDimension);
 }
 
-function expectFloats(buffer: GPUBuffer, count: number, what: string): void {
-  if (buffer.size < count * 4) throw new RangeError(`BatchNorm2d: ${what} holds ${buffer.size} bytes, needs ${count * 4}`);
+function expectFloats(rt: Runtime, buffer: GPUBuffer, count: number, what: string): void {
+  if (rt.sizeOf(buffer) < count * 4) throw new RangeError(`BatchNorm2d: ${what} holds ${rt.sizeOf(buffer)} bytes, needs ${count * 4}`);
 }
 
-function checkInputs(s: BatchNormShape, x: GPUBuffer, perChannel: Record<string, GPUBuffer>): void {
-  expectFloats(x, s.n * s.c * s.h * s.w, 'x');
-  for (const [what, buffer] of Object.entries(perChannel)) expectFloats(buffer, s.c, what);
+function checkInputs(rt: Runtime, s: BatchNormShape, x: GPUBuffer, perChannel: Record<string, GPUBuffer>): void {
+  expectFloats(rt, x, s.n * s.c * s.h * s.w, 'x');
+  for (const [what, buffer] of Object.entries(perChannel)) expectFloats(rt, buffer, s.c, what);
 }
 
 /** y = γ·(x − mean)·invStd + β into a new buffer. */
@@ -163,7 +162,7 @@ export function batchNorm2dForwardTrain(
   opts: BatchNormOptions = {},
 ): { y: GPUBuffer; mean: GPUBuffer; invStd: GPUBuffer } {
   const l = layoutOf(rt, s);
-  checkInputs(s, x, { gamma, beta, runningMean, runningVar });
+  checkInputs(rt, s, x, { gamma, beta, runningMean, runningVar });
   if (s.n * l.hw < 2) throw new RangeError(`BatchNorm2d training needs more than one value per channel (N·H·W = ${s.n * l.hw})`);
   const partial = rt.alloc(s.c * l.parts * 16, 'batchnorm2d stats partials');
   forEachChunk(rt, l, statsKernel, true, (chunk) => [range(x, chunk), partial]);
@@ -181,8 +180,8 @@ export function batchNorm2dForwardTrain(
 /** The frozen statistics of eval mode as new buffers: mean = runningMean, invStd = 1/√(runningVar + eps). */
 export function batchNorm2dEvalStats(rt: Runtime, runningMean: GPUBuffer, runningVar: GPUBuffer, c: number, eps = BATCHNORM_EPS): { mean: GPUBuffer; invStd: GPUBuffer } {
   const l: Layout = { s: { n: 1, c, h: 1, w: 1 }, hw: 1, width: 1, tile: 1, tiles: 1, parts: 1, chunks: [] };
-  expectFloats(runningMean, c, 'runningMean');
-  expectFloats(runningVar, c, 'runningVar');
+  expectFloats(rt, runningMean, c, 'runningMean');
+  expectFloats(rt, runningVar, c, 'runningVar');
   const mean = rt.alloc(c * 4, 'batchnorm2d mean');
   const invStd = rt.alloc(c * 4, 'batchnorm2d invStd');
   rt.dispatch(evalStatsKernel, {
@@ -205,7 +204,7 @@ export function batchNorm2dForwardEval(
   opts: Pick<BatchNormOptions, 'eps'> = {},
 ): GPUBuffer {
   const l = layoutOf(rt, s);
-  checkInputs(s, x, { gamma, beta, runningMean, runningVar });
+  checkInputs(rt, s, x, { gamma, beta, runningMean, runningVar });
   const { mean, invStd } = batchNorm2dEvalStats(rt, runningMean, runningVar, s.c, opts.eps);
   const y = normalize(rt, l, x, gamma, beta, mean, invStd);
   rt.release(mean);
@@ -229,8 +228,8 @@ export function batchNorm2dBackward(
   training: boolean,
 ): { dx: GPUBuffer; dGamma: GPUBuffer; dBeta: GPUBuffer } {
   const l = layoutOf(rt, s);
-  checkInputs(s, x, { gamma, mean, invStd });
-  expectFloats(dy, s.n * s.c * s.h * s.w, 'dy');
+  checkInputs(rt, s, x, { gamma, mean, invStd });
+  expectFloats(rt, dy, s.n * s.c * s.h * s.w, 'dy');
   const partial = rt.alloc(s.c * l.parts * 8, 'batchnorm2d grad partials');
   forEachChunk(rt, l, gradPartialKernel, training, (chunk) => [range(dy, chunk), range(x, chunk), mean, partial]);
   const dGamma = rt.alloc(s.c * 4, 'batchnorm2d dGamma');

@@ -91,7 +91,7 @@ function backwardDataGemm(rt: Runtime, dy: GPUBuffer, w: GPUBuffer, s: Conv2dSha
     const [gx, gy] = flatWorkgroups(Math.ceil(m / 64), rt.maxWorkgroupsPerDimension);
     rt.dispatch(gemmKernel, {
       bindings: [dyb.binding, w, dxb.binding],
-      uniforms: new Uniforms().u32(s.cIn, s.h, s.w, s.cOut, ho, wo, s.kh, s.kw, s.stride, s.pad, dyb.base, dxb.base, m, k, 0, 0).bytes(),
+      uniforms: new Uniforms().u32(s.cIn, s.h, s.w, s.cOut, ho, wo, s.kh, s.kw, s.stride, s.pad, dyb.base, dxb.base, m, k, 0, 0),
       workgroups: [gx, gy, Math.ceil(s.cIn / 64)],
     });
   });

@@ -200,8 +200,7 @@ export function packWeights(rt: Runtime, { w, cOut, cIn, taps, transpose, flip }
   rt.dispatch(packKernel, {
     bindings: [w, { buffer, offset: 0, size: total * 16 }],
     uniforms: new Uniforms()
-      .u32(cOut, cIn, taps, transpose ? 1 : 0, flip ? 1 : 0, outC, inC, groups, ciChunk, chunks, stride, total)
-      .bytes(),
+      .u32(cOut, cIn, taps, transpose ? 1 : 0, flip ? 1 : 0, outC, inC, groups, ciChunk, chunks, stride, total),
     workgroups: flatWorkgroups(Math.ceil(total / 256), rt.maxWorkgroupsPerDimension),
   });
   return { buffer, outC, inC, groups, tiles, ciChunk, chunks, strideBytes: stride * 16 };
@@ -251,8 +250,7 @@ export function directConv(rt: Runtime, kernel: Readonly<KernelSpec>, pack: Pack
         const uniforms = new Uniforms()
           .u32(g.srcC, g.srcH, g.srcW, g.dstC, g.dstH, g.dstW, x.base, y.base)
           .u32(chunk.count, g.rows, g.segs, ci0, Math.min(packed.ciChunk, packed.inC - ci0), tile * packed.groups * 4, packed.groups, c > 0 ? 1 : 0)
-          .u32(bias ? 1 : 0, 0, 0, 0)
-          .bytes();
+          .u32(bias ? 1 : 0, 0, 0, 0);
         const wts = { buffer: packed.buffer, offset: (tile * packed.chunks + c) * packed.strideBytes, size: UNIFORM_BLOCK_BYTES };
         const bindings = withBias ? [x.binding, wts, bias ?? x.binding, y.binding] : [x.binding, wts, y.binding];
         rt.dispatch(kernel, { bindings, uniforms, workgroups });
@@ -289,7 +287,7 @@ export function conv1x1Narrow(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuf
     const [gx, gy] = flatWorkgroups(Math.ceil((chunk.count * quads) / WG), rt.maxWorkgroupsPerDimension);
     rt.dispatch(narrowKernel, {
       bindings: [xb.binding, w, b ?? w, yb.binding],
-      uniforms: new Uniforms().u32(s.cIn, s.cOut, s.plane, chunk.count, xb.base, yb.base, s.wso, s.wsi, quads, b ? 1 : 0).bytes(),
+      uniforms: new Uniforms().u32(s.cIn, s.cOut, s.plane, chunk.count, xb.base, yb.base, s.wso, s.wsi, quads, b ? 1 : 0),
       workgroups: [gx, gy, Math.ceil(s.cOut / 4)],
     });
   }

@@ -150,12 +150,12 @@ export function conv2dBackwardWeight3x3Sg(rt: Runtime, x: GPUBuffer, dy: GPUBuff
     const used = Math.ceil(tasks / perStream);
     rt.dispatch(k, {
       bindings: [xb.binding, dyb.binding, { buffer: partial, size: used * weights * 4 }],
-      uniforms: new Uniforms().u32(chunk.count, s.cIn, s.h, s.w, s.cOut, xb.base, dyb.base, strips, rowBlocks, tasks, perStream, weights, ciBlocks, coBlocks).bytes(),
+      uniforms: new Uniforms().u32(chunk.count, s.cIn, s.h, s.w, s.cOut, xb.base, dyb.base, strips, rowBlocks, tasks, perStream, weights, ciBlocks, coBlocks),
       workgroups: [gx, gy, used],
     });
     rt.dispatch(reduceKernel, {
       bindings: [{ buffer: partial, size: used * weights * 4 }, { buffer: dW, size: weights * 4 }],
-      uniforms: new Uniforms().u32(weights, used, index > 0 ? 1 : 0, 0).bytes(),
+      uniforms: new Uniforms().u32(weights, used, index > 0 ? 1 : 0, 0),
       workgroups: flatWorkgroups(Math.ceil(weights / 64), rt.maxWorkgroupsPerDimension),
     });
   });

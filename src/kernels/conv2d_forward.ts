@@ -147,8 +147,7 @@ function forwardGemm(rt: Runtime, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | nul
     rt.dispatch(gemmKernel, {
       bindings: [xb.binding, w, b ?? w, yb.binding],
       uniforms: new Uniforms()
-        .u32(s.cIn, s.h, s.w, s.cOut, ho, wo, s.kh, s.kw, s.stride, s.pad, xb.base, yb.base, m, k, b ? 1 : 0, 0)
-        .bytes(),
+        .u32(s.cIn, s.h, s.w, s.cOut, ho, wo, s.kh, s.kw, s.stride, s.pad, xb.base, yb.base, m, k, b ? 1 : 0, 0),
       workgroups: [gx, gy, Math.ceil(s.cOut / 64)],
     });
   });

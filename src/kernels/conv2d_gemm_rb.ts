@@ -41,11 +41,10 @@ export function isGemmRbVariant(v: string): v is GemmRbVariant {
   return (GEMM_RB_VARIANTS as readonly string[]).includes(v);
 }
 
-function params(s: Conv2dShape, ho: number, wo: number, srcBase: number, dstBase: number, rows: number, cols: number, red: number, hasBias: boolean, perSplit = 0): ArrayBuffer {
+function params(s: Conv2dShape, ho: number, wo: number, srcBase: number, dstBase: number, rows: number, cols: number, red: number, hasBias: boolean, perSplit = 0): Uniforms {
   return new Uniforms()
     .u32(s.cIn, s.h, s.w, s.cOut, ho, wo, s.kh, s.kw, s.stride, s.pad, srcBase, dstBase, rows, cols, red, hasBias ? 1 : 0)
-    .u32(perSplit, 0, 0, 0)
-    .bytes();
+    .u32(perSplit, 0, 0, 0);
 }
 
 /** y = conv2d(x, w) + b with tile `variant`; a new buffer [n, cOut, ho, wo]. */
@@ -139,7 +138,7 @@ export function conv2dBackwardWeightGemmRb(rt: Runtime, x: GPUBuffer, dy: GPUBuf
     });
     rt.dispatch(reduceKernel, {
       bindings: [{ buffer: partial, size: splits * weights * 4 }, { buffer: dW, size: weights * 4 }],
-      uniforms: new Uniforms().u32(weights, splits, index > 0 ? 1 : 0, 0).bytes(),
+      uniforms: new Uniforms().u32(weights, splits, index > 0 ? 1 : 0, 0),
       workgroups: flatWorkgroups(Math.ceil(weights / 64), rt.maxWorkgroupsPerDimension),
     });
   });

@@ -160,7 +160,7 @@ export function batchChunks(rt: Runtime, n: number, tensors: readonly BatchTenso
 function reducePartials(rt: Runtime, partial: GPUBuffer, out: GPUBuffer, count: number, streams: number, accumulate: boolean): void {
   rt.dispatch(reduceKernel, {
     bindings: [{ buffer: partial, size: streams * count * 4 }, { buffer: out, size: count * 4 }],
-    uniforms: new Uniforms().u32(count, streams, accumulate ? 1 : 0, 0).bytes(),
+    uniforms: new Uniforms().u32(count, streams, accumulate ? 1 : 0, 0),
     workgroups: flatWorkgroups(ceilDiv(count, REDUCE_WG), rt.maxWorkgroupsPerDimension),
   });
 }
@@ -208,7 +208,7 @@ export function conv2dBackwardWeight(rt: Runtime, x: GPUBuffer, dy: GPUBuffer, s
       .u32(streams, weights, pairs, perGroup(chunk.count));
     rt.dispatch(kernel, {
       bindings: [...chunk.bindings, { buffer: partial, size: streams * weights * 4 }],
-      uniforms: uniforms.bytes(),
+      uniforms,
       workgroups: [gx, gy, groups],
     });
     reducePartials(rt, partial, dW, weights, streams, index > 0);
@@ -232,7 +232,7 @@ export function conv2dBackwardBias(rt: Runtime, dy: GPUBuffer, s: Conv2dShape): 
   chunks.forEach((chunk, index) => {
     rt.dispatch(dbKernel, {
       bindings: [chunk.bindings[0] as Binding, { buffer: partial, size: slices * s.cOut * 4 }],
-      uniforms: new Uniforms().u32(chunk.count, s.cOut, hw, chunk.bases[0] as number, DB_PIXELS_PER_SLICE).bytes(),
+      uniforms: new Uniforms().u32(chunk.count, s.cOut, hw, chunk.bases[0] as number, DB_PIXELS_PER_SLICE),
       workgroups: [s.cOut, slices],
     });
     reducePartials(rt, partial, db, s.cOut, slices, index > 0);

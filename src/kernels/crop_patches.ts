@@ -77,8 +77,7 @@ export function cropPatches(rt: Runtime, image: GPUBuffer, img: ImageSize, p: Pa
     rt.dispatch(cropKernel, {
       bindings: [{ buffer: image, size: imageBytes }, { buffer: out, offset, size: byteStart - offset + n * patchBytes }],
       uniforms: new Uniforms()
-        .u32(img.width, img.height, p.size, p.stride, perRow, first + start, n, variant, (byteStart - offset) / 4)
-        .bytes(),
+        .u32(img.width, img.height, p.size, p.stride, perRow, first + start, n, variant, (byteStart - offset) / 4),
       workgroups: flatWorkgroups(Math.ceil((n * p.size * p.size) / WG), rt.maxWorkgroupsPerDimension),
     });
   }

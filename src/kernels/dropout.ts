@@ -39,7 +39,7 @@ function pass(rt: Runtime, input: GPUBuffer, n: number, p: number, seed: number,
   const out = rt.alloc(n * 4, label);
   const scale = 1 / (1 - p);
   vec4ElementPass(rt, kernel, out, [input], n, (start, count) =>
-    new Uniforms().u32(Math.ceil(count / 4), threshold(p), seed, (offset + start) >>> 0).f32(scale).bytes(),
+    new Uniforms().u32(Math.ceil(count / 4), threshold(p), seed, (offset + start) >>> 0).f32(scale),
   );
   return out;
 }

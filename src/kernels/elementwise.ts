@@ -30,7 +30,7 @@ function elementwise(rt: Runtime, kernel: typeof fillKernel, y: GPUBuffer, x: GP
     const out = elementRange(y, start, count);
     rt.dispatch(kernel, {
       bindings: x ? [out, elementRange(x, start, count)] : [out],
-      uniforms: new Uniforms().u32(count).f32(alpha).bytes(),
+      uniforms: new Uniforms().u32(count).f32(alpha),
       workgroups: flatWorkgroups(Math.ceil(count / WG), rt.maxWorkgroupsPerDimension),
     });
   });
@@ -66,7 +66,7 @@ export function sum(rt: Runtime, x: GPUBuffer, n: number): GPUBuffer {
     const out = rt.alloc(groups * 4, 'sum partials');
     rt.dispatch(sumKernel, {
       bindings: [input, out],
-      uniforms: new Uniforms().u32(length, seg).bytes(),
+      uniforms: new Uniforms().u32(length, seg),
       workgroups: flatWorkgroups(groups, rt.maxWorkgroupsPerDimension),
     });
     if (owned) rt.release(owned);

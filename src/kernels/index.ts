@@ -10,7 +10,7 @@
 export { Runtime, BindingLimitError, DeviceLostError, ShaderError, formatBytes, type AdapterReport, type Binding, type DispatchArgs, type RuntimeOptions } from './runtime.ts';
 export { createRuntimeFromGpu, describeAdapter, NO_ADAPTER_HELP, type DeviceOptions } from './device.ts';
 export { createBrowserRuntime, bundledShaderSources } from './browser.ts';
-export { defineKernel, flatWorkgroups, Uniforms, type KernelSpec, type StorageAccess } from './kernel.ts';
+export { defineKernel, flatWorkgroups, Uniforms, type KernelSpec, type StorageAccess, type UniformBlock } from './kernel.ts';
 export { OutOfMemoryError, type PoolLimits, type PoolStats } from './pool.ts';
 
 export * from './conv2d.ts';

@@ -35,19 +35,31 @@ export function defineKernel(spec: KernelSpec): Readonly<KernelSpec> {
   return Object.freeze({ ...spec });
 }
 
+/** What `Runtime.dispatch` takes as a uniform block besides an ArrayBuffer: writes itself into the runtime's arena. */
+export interface UniformBlock {
+  /** Bytes the block occupies, padding included. */
+  readonly byteLength: number;
+  /** Writes the block, padding included, into `target` from word `wordOffset`. */
+  writeTo(target: Uint32Array, wordOffset: number): void;
+}
+
+// Floats are stored as their bit patterns, converted through these two views of one word.
+const f32Word = new Float32Array(1);
+const u32Word = new Uint32Array(f32Word.buffer);
+
 /**
  * Builds a uniform block in WGSL layout order: scalars are 4 bytes; call `align(16)` or use
  * `vec4` helpers where the struct needs it. The block is padded to 16 bytes at the end.
+ * Pass it to `rt.dispatch` as it is: the runtime writes it straight into its uniform arena.
  */
-export class Uniforms {
+export class Uniforms implements UniformBlock {
+  /** Each word's bit pattern (an i32 as two's complement, an f32 as its IEEE bits). */
   private words: number[] = [];
-  private kinds: ('u' | 'i' | 'f')[] = [];
 
   u32(...values: number[]): this {
     for (const v of values) {
       if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`Uniforms.u32: ${v} is not a u32`);
       this.words.push(v);
-      this.kinds.push('u');
     }
     return this;
   }
@@ -55,36 +67,41 @@ export class Uniforms {
   i32(...values: number[]): this {
     for (const v of values) {
       if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new RangeError(`Uniforms.i32: ${v} is not an i32`);
-      this.words.push(v);
-      this.kinds.push('i');
+      this.words.push(v >>> 0);
     }
     return this;
   }
 
   f32(...values: number[]): this {
     for (const v of values) {
-      this.words.push(v);
-      this.kinds.push('f');
+      f32Word[0] = v;
+      this.words.push(u32Word[0] as number);
     }
     return this;
   }
 
   /** Pads with zero words up to a multiple of `bytes` (4, 8 or 16). */
   align(bytes: 8 | 16): this {
-    while ((this.words.length * 4) % bytes !== 0) this.u32(0);
+    while ((this.words.length * 4) % bytes !== 0) this.words.push(0);
     return this;
   }
 
+  get byteLength(): number {
+    return Math.max(16, Math.ceil(this.words.length / 4) * 16);
+  }
+
+  writeTo(target: Uint32Array, wordOffset: number): void {
+    const words = this.words;
+    const end = wordOffset + this.byteLength / 4;
+    let at = wordOffset;
+    for (let k = 0; k < words.length; k++) target[at++] = words[k] as number;
+    while (at < end) target[at++] = 0;
+  }
+
+  /** The block as a new ArrayBuffer (what `writeTo` writes). */
   bytes(): ArrayBuffer {
-    const n = Math.max(4, Math.ceil(this.words.length / 4) * 4);
-    const buffer = new ArrayBuffer(n * 4);
-    const u = new Uint32Array(buffer);
-    let f: Float32Array | null = null;
-    for (let k = 0; k < this.words.length; k++) {
-      const v = this.words[k] as number;
-      if (this.kinds[k] !== 'f') u[k] = v >>> 0; // an i32 is its two's-complement bit pattern
-      else (f ??= new Float32Array(buffer))[k] = v;
-    }
+    const buffer = new ArrayBuffer(this.byteLength);
+    this.writeTo(new Uint32Array(buffer), 0);
     return buffer;
   }
 }

@@ -128,13 +128,13 @@ function gemm(rt: Runtime, g: Gemm, variant: LinearGemmVariant): GPUBuffer {
   const bias = g.bias ? elementRange(g.bias, 0, g.n) : a;
   rt.dispatch(variant === 'tiled' ? gemmKernel : gemmColsKernel, {
     bindings: [a, elementRange(g.b, 0, g.bSize), bias, elementRange(partial, 0, splits * g.m * g.n)],
-    uniforms: new Uniforms().u32(g.m, g.n, g.k, kSplit, ...g.aStrides, ...g.bStrides, hasBias ? 1 : 0).bytes(),
+    uniforms: new Uniforms().u32(g.m, g.n, g.k, kSplit, ...g.aStrides, ...g.bStrides, hasBias ? 1 : 0),
     workgroups: grid,
   });
   if (splits > 1) {
     rt.dispatch(sumSplitsKernel, {
       bindings: [elementRange(partial, 0, splits * g.m * g.n), bias, elementRange(out, 0, g.m * g.n)],
-      uniforms: new Uniforms().u32(g.m, g.n, splits, g.bias ? 1 : 0).bytes(),
+      uniforms: new Uniforms().u32(g.m, g.n, splits, g.bias ? 1 : 0),
       workgroups: flatWorkgroups(Math.ceil((g.m * g.n) / REDUCE_WG), rt.maxWorkgroupsPerDimension),
     });
     rt.release(partial);
@@ -179,7 +179,7 @@ export function linearBackwardBias(rt: Runtime, dy: GPUBuffer, s: LinearShape): 
   const db = rt.alloc(s.outFeatures * 4, 'linear db');
   rt.dispatch(biasGradKernel, {
     bindings: [elementRange(dy, 0, s.n * s.outFeatures), elementRange(dy, 0, s.n * s.outFeatures), elementRange(db, 0, s.outFeatures)],
-    uniforms: new Uniforms().u32(s.n, s.outFeatures, 1, 0).bytes(),
+    uniforms: new Uniforms().u32(s.n, s.outFeatures, 1, 0),
     workgroups: flatWorkgroups(Math.ceil(s.outFeatures / REDUCE_WG), rt.maxWorkgroupsPerDimension),
   });
   return db;

@@ -52,7 +52,7 @@ export function logSoftmaxForward(rt: Runtime, logits: GPUBuffer, s: ClassShape)
   const logp = rt.alloc(size * 4, 'log-softmax logp');
   rt.dispatch(forwardKernel, {
     bindings: [elementRange(logits, 0, size), elementRange(logp, 0, size)],
-    uniforms: new Uniforms().u32(s.n, s.classes).bytes(),
+    uniforms: new Uniforms().u32(s.n, s.classes),
     workgroups: grid(rt, s.n),
   });
   return logp;
@@ -64,7 +64,7 @@ export function nllLossForward(rt: Runtime, logp: GPUBuffer, targets: GPUBuffer,
   const rows = rt.alloc(s.n * 4, 'nll per-row losses');
   rt.dispatch(nllRowsKernel, {
     bindings: [elementRange(logp, 0, s.n * s.classes), elementRange(targets, 0, s.n), elementRange(rows, 0, s.n)],
-    uniforms: new Uniforms().u32(s.n, s.classes).f32(1 / s.n, NaN).bytes(),
+    uniforms: new Uniforms().u32(s.n, s.classes).f32(1 / s.n, NaN),
     workgroups: grid(rt, s.n),
   });
   const loss = sum(rt, rows, s.n);
@@ -82,7 +82,7 @@ export function logSoftmaxNllBackward(rt: Runtime, logp: GPUBuffer, targets: GPU
   const dz = rt.alloc(size * 4, 'log-softmax/nll dz');
   rt.dispatch(backwardKernel, {
     bindings: [elementRange(logp, 0, size), elementRange(targets, 0, s.n), elementRange(dz, 0, size)],
-    uniforms: new Uniforms().u32(s.n, s.classes).f32(dLoss / s.n, NaN).bytes(),
+    uniforms: new Uniforms().u32(s.n, s.classes).f32(dLoss / s.n, NaN),
     workgroups: grid(rt, size),
   });
   return dz;

@@ -32,7 +32,7 @@ export function nonFiniteFlags(rt: Runtime, arrays: readonly FlaggedArray[]): GP
     forEachElementChunk(rt, n, (start, count) => {
       rt.dispatch(flagsKernel, {
         bindings: [elementRange(buffer, start, count), flags],
-        uniforms: new Uniforms().u32(count, SEG, slot).bytes(),
+        uniforms: new Uniforms().u32(count, SEG, slot),
         workgroups: flatWorkgroups(Math.ceil(count / SEG), rt.maxWorkgroupsPerDimension),
       });
     });

@@ -51,11 +51,24 @@ export class OutOfMemoryError extends Error {
   }
 }
 
+/** Everything the pool knows of one of its buffers: one WeakMap lookup finds it. */
+interface PoolRecord {
+  readonly buffer: GPUBuffer;
+  readonly size: number;
+  /** Creation order, never reused: free lists hand out the oldest first (see `release`); the runtime keys bind groups by it. */
+  readonly id: number;
+  /** The free list of the buffer's size and usage. */
+  readonly list: PoolRecord[];
+  free: boolean;
+}
+
+// WebGPU's usage flags all fit in 10 bits, so size·1024 + usage names a free list exactly.
+const USAGE_KEYS = 1024;
+
 export class BufferPool {
-  private free = new Map<string, GPUBuffer[]>();
-  private sizes = new WeakMap<GPUBuffer, number>();
-  /** Creation order of each buffer: free lists hand out the oldest first (see `release`). */
-  private ids = new WeakMap<GPUBuffer, number>();
+  /** Free lists by size and usage, each in creation order, oldest last. */
+  private free = new Map<number, PoolRecord[]>();
+  private records = new WeakMap<GPUBuffer, PoolRecord>();
   private stats: PoolStats = { inUseBytes: 0, highWaterBytes: 0, allocatedBytes: 0, created: 0, largestBufferBytes: 0 };
   private tracked: Set<GPUBuffer> | null = null;
 
@@ -67,21 +80,24 @@ export class BufferPool {
   /** A buffer of at least `bytes` (rounded up to 16) with exactly `usage`. */
   acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
     const size = roundUp(Math.max(bytes, 16), 16);
-    const key = `${size}:${usage}`;
-    let buffer = this.free.get(key)?.pop();
-    if (!buffer) {
+    const key = size * USAGE_KEYS + usage;
+    let list = this.free.get(key);
+    if (!list) this.free.set(key, (list = []));
+    let record = list.pop();
+    if (record) record.free = false;
+    else {
       this.checkLimits(size, label ?? '');
-      buffer = this.limits.create ? this.limits.create({ size, usage, label }) : this.device.createBuffer({ size, usage, label });
-      this.sizes.set(buffer, size);
-      this.ids.set(buffer, this.stats.created);
+      const buffer = this.limits.create ? this.limits.create({ size, usage, label }) : this.device.createBuffer({ size, usage, label });
+      record = { buffer, size, id: this.stats.created, list, free: false };
+      this.records.set(buffer, record);
       this.stats.allocatedBytes += size;
       this.stats.created++;
     }
     this.stats.inUseBytes += size;
     this.stats.highWaterBytes = Math.max(this.stats.highWaterBytes, this.stats.inUseBytes);
     this.stats.largestBufferBytes = Math.max(this.stats.largestBufferBytes, size);
-    this.tracked?.add(buffer);
-    return buffer;
+    this.tracked?.add(record.buffer);
+    return record.buffer;
   }
 
   /**
@@ -92,18 +108,27 @@ export class BufferPool {
    * runtime's bind groups for them are found again instead of created.
    */
   release(buffer: GPUBuffer): void {
-    const size = this.sizes.get(buffer);
-    if (size === undefined) throw new Error(`BufferPool.release: buffer '${buffer.label}' is not from this pool`);
-    const key = `${size}:${buffer.usage}`;
-    const list = this.free.get(key) ?? [];
-    if (list.includes(buffer)) throw new Error(`BufferPool.release: buffer '${buffer.label}' released twice`);
-    const id = this.ids.get(buffer) as number;
+    const record = this.records.get(buffer);
+    if (record === undefined) throw new Error(`BufferPool.release: buffer '${buffer.label}' is not from this pool`);
+    if (record.free) throw new Error(`BufferPool.release: buffer '${buffer.label}' released twice`);
+    const list = record.list;
     let at = list.length;
-    while (at > 0 && (this.ids.get(list[at - 1] as GPUBuffer) as number) < id) at--;
-    list.splice(at, 0, buffer);
-    this.free.set(key, list);
-    this.stats.inUseBytes -= size;
+    while (at > 0 && (list[at - 1] as PoolRecord).id < record.id) at--;
+    if (at === list.length) list.push(record);
+    else list.splice(at, 0, record);
+    record.free = true;
+    this.stats.inUseBytes -= record.size;
     this.tracked?.delete(buffer);
+  }
+
+  /** The byte size of a buffer from this pool (undefined for any other buffer): no call into the GPU binding. */
+  sizeOf(buffer: GPUBuffer): number | undefined {
+    return this.records.get(buffer)?.size;
+  }
+
+  /** A buffer's creation number in this pool, never reused (undefined for any other buffer). */
+  idOf(buffer: GPUBuffer): number | undefined {
+    return this.records.get(buffer)?.id;
   }
 
   /**
@@ -144,12 +169,13 @@ export class BufferPool {
   /** Destroys every free buffer (buffers in use are untouched). */
   trim(): void {
     for (const list of this.free.values()) {
-      for (const buffer of list) {
-        this.stats.allocatedBytes -= this.sizes.get(buffer) ?? 0;
-        buffer.destroy();
+      for (const record of list) {
+        this.stats.allocatedBytes -= record.size;
+        this.records.delete(record.buffer);
+        record.buffer.destroy();
       }
+      list.length = 0; // emptied, not dropped: the records of buffers in use point at their list
     }
-    this.free.clear();
   }
 }
 

@@ -10,7 +10,7 @@ import { VEC4_BLOCK, vec4ElementPass } from './vec4_pass.ts';
 const forwardKernel = defineKernel({ name: 'relu_forward', shader: 'relu', entryPoint: 'forward', bindings: ['write', 'read'], uniforms: true, constants: VEC4_BLOCK });
 const backwardKernel = defineKernel({ name: 'relu_backward', shader: 'relu', entryPoint: 'backward', bindings: ['write', 'read', 'read'], uniforms: true, constants: VEC4_BLOCK });
 
-const countOnly = (_start: number, count: number) => new Uniforms().u32(Math.ceil(count / 4)).bytes();
+const countOnly = (_start: number, count: number) => new Uniforms().u32(Math.ceil(count / 4));
 
 /** y = max(x, 0) over n floats, into a new buffer. */
 export function reluForward(rt: Runtime, x: GPUBuffer, n: number): GPUBuffer {

@@ -5,7 +5,8 @@
  *
  * Platform-neutral: Node (Dawn) and the browser build a Runtime through device.ts.
  */
-import type { KernelSpec } from './kernel.ts';
+import { BindGroupCache } from './bind_group_cache.ts';
+import type { KernelSpec, UniformBlock } from './kernel.ts';
 import { KernelChoices } from './kernel_choices.ts';
 import { BufferPool, OutOfMemoryError, roundUp, type PoolStats } from './pool.ts';
 import { DispatchProfiler, type DispatchTiming } from './profiler.ts';
@@ -16,7 +17,8 @@ export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size: nu
 
 export interface DispatchArgs {
   bindings: readonly Binding[];
-  uniforms?: ArrayBuffer;
+  /** The uniform block: its bytes, or a `Uniforms` (any UniformBlock), which is written into the arena without a copy. */
+  uniforms?: ArrayBuffer | UniformBlock;
   /** Workgroups in x, y, z; each at most `maxWorkgroupsPerDimension` (see `grid` in dispatch.ts). */
   workgroups: readonly [number, number?, number?];
 }
@@ -102,9 +104,10 @@ export class Runtime {
   /** Bind-group layouts by their entries: kernels with the same bindings share one, and so their bind groups. */
   private layouts = new Map<string, { layout: GPUBindGroupLayout; id: number }>();
   /** Bind groups by layout and bound ranges (the uniform block's offset is dynamic, so not part of the key). */
-  private bindGroups = new Map<string, GPUBindGroup>();
-  private bufferIds = new WeakMap<GPUBuffer, number>();
-  private nextBufferId = 1;
+  private bindGroups = new BindGroupCache<GPUBindGroup>();
+  /** Ids of buffers not from the pool (the pool's buffers use its ids, ≥ 0): −1, −2, … */
+  private foreignIds = new WeakMap<GPUBuffer, number>();
+  private nextForeignId = -1;
   private staging: StagingPool;
   private dynamicOffset = new Uint32Array(1);
   /** Per-dispatch timestamps while a profile runs (startProfile). */
@@ -115,6 +118,7 @@ export class Runtime {
   private pass: GPUComputePassEncoder | null = null;
   private uniformArena: GPUBuffer;
   private uniformStaging = new Uint8Array(UNIFORM_ARENA_BYTES);
+  private uniformWords = new Uint32Array(this.uniformStaging.buffer);
   private uniformUsed = 0;
   private uniformAlign: number;
   private pendingUploads: GPUBuffer[] = [];
@@ -233,6 +237,11 @@ export class Runtime {
 
   async readU32(buffer: GPUBuffer, length: number, offsetElements = 0): Promise<Uint32Array> {
     return new Uint32Array(await this.read(buffer, length * 4, offsetElements * 4));
+  }
+
+  /** The byte size of `buffer`, from the pool's record when it is a pool buffer (reading `GPUBuffer.size` calls into Dawn: ~0.1 µs). */
+  sizeOf(buffer: GPUBuffer): number {
+    return this.pool.sizeOf(buffer) ?? buffer.size;
   }
 
   /** Throws a BindingLimitError naming `what` unless `bytes` fits one storage binding. */
@@ -467,11 +476,14 @@ export class Runtime {
     return made;
   }
 
+  /** A number naming `buffer` for as long as this runtime lives, never reused. */
   private bufferId(buffer: GPUBuffer): number {
-    let id = this.bufferIds.get(buffer);
+    const pooled = this.pool.idOf(buffer);
+    if (pooled !== undefined) return pooled;
+    let id = this.foreignIds.get(buffer);
     if (id === undefined) {
-      id = this.nextBufferId++;
-      this.bufferIds.set(buffer, id);
+      id = this.nextForeignId--;
+      this.foreignIds.set(buffer, id);
     }
     return id;
   }
@@ -483,11 +495,18 @@ export class Runtime {
    * naming a destroyed buffer is simply never found again.
    */
   private getBindGroup(kernel: Readonly<KernelSpec>, entry: Pipeline, bindings: readonly Binding[], uniformSize: number): GPUBindGroup {
-    let key = `${entry.layoutId}|${uniformSize}`;
-    for (const binding of bindings) {
-      key += 'buffer' in binding ? `|${this.bufferId(binding.buffer)}:${binding.offset ?? 0}:${binding.size}` : `|${this.bufferId(binding)}`;
+    const key = this.bindGroups;
+    key.begin();
+    key.push(entry.layoutId);
+    key.push(uniformSize);
+    for (let i = 0; i < bindings.length; i++) {
+      const binding = bindings[i] as Binding;
+      const range = 'buffer' in binding;
+      key.push(this.bufferId(range ? binding.buffer : binding));
+      key.push(range ? (binding.offset ?? 0) : -1); // −1: the whole buffer
+      key.push(range ? binding.size : -1);
     }
-    const cached = this.bindGroups.get(key);
+    const cached = key.find();
     if (cached) return cached;
     const entries: GPUBindGroupEntry[] = [];
     if (kernel.uniforms) entries.push({ binding: 0, resource: { buffer: this.uniformArena, offset: 0, size: uniformSize } });
@@ -502,18 +521,23 @@ export class Runtime {
     assertNoWritableAlias(kernel, entries);
     const group = this.device.createBindGroup({ layout: entry.layout, entries });
     if (this.bindGroups.size >= BIND_GROUP_CACHE_SIZE) this.bindGroups.clear();
-    this.bindGroups.set(key, group);
+    this.bindGroups.add(group);
     this.counters.bindGroups++;
     return group;
   }
 
-  private pushUniforms(data: ArrayBuffer): { offset: number; size: number } {
+  /** Appends a uniform block to the arena (zero-padded to 16 bytes); its offset and size there. */
+  private pushUniforms(data: ArrayBuffer | UniformBlock): { offset: number; size: number } {
     const size = roundUp(Math.max(data.byteLength, 16), 16);
     if (size > 1024) throw new Error(`uniform block of ${data.byteLength} bytes is larger than 1 KiB`);
     if (this.uniformUsed + size > UNIFORM_ARENA_BYTES) this.flush();
     const offset = this.uniformUsed;
-    this.uniformStaging.fill(0, offset, offset + size);
-    this.uniformStaging.set(new Uint8Array(data), offset);
+    // Recognised by its method, not by class: a second copy of kernel.ts (two bundles) makes another class.
+    if ('writeTo' in data) data.writeTo(this.uniformWords, offset / 4);
+    else {
+      this.uniformStaging.fill(0, offset, offset + size);
+      this.uniformStaging.set(new Uint8Array(data), offset);
+    }
     this.uniformUsed = roundUp(offset + size, this.uniformAlign);
     return { offset, size };
   }

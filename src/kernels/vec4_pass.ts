@@ -4,7 +4,7 @@
  * any other one-value-in, one-value-out kernel launch through it.
  */
 import { forEachElementChunk } from './elementwise.ts';
-import { flatWorkgroups, type KernelSpec } from './kernel.ts';
+import { flatWorkgroups, type KernelSpec, type UniformBlock } from './kernel.ts';
 import type { Binding, Runtime } from './runtime.ts';
 
 /** Lanes per workgroup and vec4s per lane: a workgroup walks a block of WG·PER_LANE vec4s. */
@@ -14,10 +14,10 @@ export const VEC4_BLOCK = { WG: 64, PER_LANE: 16 } as const;
  * Floats [start, start + count) of `buffer` bound as whole vec4s (count rounded up to 4). Pooled
  * buffers are sized in multiples of 16 bytes, so the rounded range stays inside the buffer.
  */
-export function vec4ElementRange(buffer: GPUBuffer, start: number, count: number): Binding {
+export function vec4ElementRange(rt: Runtime, buffer: GPUBuffer, start: number, count: number): Binding {
   const size = Math.ceil(count / 4) * 16;
-  if (start * 4 + size > buffer.size) {
-    throw new RangeError(`'${buffer.label}' holds ${buffer.size} bytes; floats [${start}, ${start + count}) bound as vec4s need ${start * 4 + size}`);
+  if (start * 4 + size > rt.sizeOf(buffer)) {
+    throw new RangeError(`'${buffer.label}' holds ${rt.sizeOf(buffer)} bytes; floats [${start}, ${start + count}) bound as vec4s need ${start * 4 + size}`);
   }
   return { buffer, offset: start * 4, size };
 }
@@ -32,11 +32,11 @@ export function vec4ElementPass(
   out: GPUBuffer,
   inputs: readonly GPUBuffer[],
   n: number,
-  uniforms: (start: number, count: number) => ArrayBuffer,
+  uniforms: (start: number, count: number) => UniformBlock,
 ): void {
   forEachElementChunk(rt, n, (start, count) => {
     rt.dispatch(kernel, {
-      bindings: [out, ...inputs].map((buffer) => vec4ElementRange(buffer, start, count)),
+      bindings: [out, ...inputs].map((buffer) => vec4ElementRange(rt, buffer, start, count)),
       uniforms: uniforms(start, count),
       workgroups: flatWorkgroups(Math.ceil(count / 4 / (VEC4_BLOCK.WG * VEC4_BLOCK.PER_LANE)), rt.maxWorkgroupsPerDimension),
     });

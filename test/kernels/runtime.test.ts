@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { axpy, axpyRef, fill, scale, scaleRef, sum, sumRef } from '../../src/kernels/elementwise.ts';
-import { defineKernel, flatWorkgroups } from '../../src/kernels/kernel.ts';
-import { BindingLimitError, ShaderError } from '../../src/kernels/runtime.ts';
+import { BindGroupCache, mixKey } from '../../src/kernels/bind_group_cache.ts';
+import { defineKernel, flatWorkgroups, Uniforms, type UniformBlock } from '../../src/kernels/kernel.ts';
+import { BindingLimitError, ShaderError, type Runtime } from '../../src/kernels/runtime.ts';
 import { createRuntimeFromGpu } from '../../src/kernels/device.ts';
 import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
 import { gpu } from '../helpers/gpu.ts';
@@ -89,6 +90,95 @@ describe('runtime', () => {
     [x, y, z].forEach((b) => rt.release(b));
   });
 
+  it('never shares a bind group between two binding lists, and reuses one for a repeated list', async () => {
+    const rt = await gpu();
+    const scaleRange = defineKernel({ name: 'test_scale_range', shader: 'elementwise', entryPoint: 'scale', bindings: ['write', 'read'], uniforms: true, constants: { WG: 256 } });
+    const R = 64; // floats per region: 256 bytes, the storage offset alignment
+    const bytes = 4 * R * 4 + 48; // a size no other test allocates: fresh pool buffers, so no bind group of theirs
+    const xs = randomArray(4 * R, 5);
+    const x = rt.upload(xs);
+    const ys = [rt.alloc(bytes), rt.alloc(bytes)] as const;
+    // [y buffer, y region, x region, x regions bound, zero words after the uniforms (4: a 32-byte block)]:
+    // each differs from the first in one place.
+    const lists: [0 | 1, number, number, number, 0 | 4][] = [[0, 0, 0, 1, 0], [1, 0, 0, 1, 0], [0, 1, 0, 1, 0], [0, 0, 1, 1, 0], [0, 0, 0, 2, 0], [0, 0, 0, 1, 4]];
+    const expected = [new Float64Array(4 * R), new Float64Array(4 * R)];
+    const run = (alphaBase: number) =>
+      lists.forEach(([yb, yr, xr, xn, pad], i) => {
+        const uniforms = new Uniforms().u32(R).f32(alphaBase + i).u32(...new Array<number>(pad).fill(0));
+        rt.dispatch(scaleRange, { bindings: [{ buffer: ys[yb], offset: yr * R * 4, size: R * 4 }, { buffer: x, offset: xr * R * 4, size: xn * R * 4 }], uniforms, workgroups: [1] });
+        expected[yb]?.set(scaleRef(xs.subarray(xr * R, (xr + 1) * R), alphaBase + i), yr * R);
+      });
+    const before = rt.counters.bindGroups;
+    run(1);
+    expect(rt.counters.bindGroups - before).toBe(lists.length);
+    run(10);
+    expect(rt.counters.bindGroups - before).toBe(lists.length);
+    // The same buffers bound whole: another list, another bind group.
+    rt.dispatch(scaleRange, { bindings: [ys[0], x], uniforms: new Uniforms().u32(R).f32(0), workgroups: [1] });
+    expect(rt.counters.bindGroups - before).toBe(lists.length + 1);
+    run(100);
+    expect(rt.counters.bindGroups - before).toBe(lists.length + 1);
+    for (const [i, y] of ys.entries()) expectClose(await rt.readF32(y, 4 * R), expected[i] as Float64Array, { atol: 0, rtol: 0 });
+    [x, ...ys].forEach((b) => rt.release(b));
+  });
+
+  it('bind-group cache: keys with the same hash keep their own entries', () => {
+    const hash = (key: number[]) => key.reduce(mixKey, 0);
+    // Offsets and sizes past 4 GiB differ from small ones only above the 32 bits the hash reads.
+    const a = [3, 16, 7, 256, 1024];
+    const b = [3, 16, 7, 256, 1024 + 2 ** 32];
+    const c = [3, 16, 7, 256 + 2 ** 32, 1024];
+    expect(new Set([hash(a), hash(b), hash(c)]).size).toBe(1);
+    const cache = new BindGroupCache<string>();
+    const write = (key: number[]) => {
+      cache.begin();
+      key.forEach((v) => cache.push(v));
+    };
+    for (const [key, value] of [[a, 'a'], [b, 'b']] as const) {
+      write(key);
+      expect(cache.find()).toBeUndefined();
+      cache.add(value);
+    }
+    for (const [key, value] of [[a, 'a'], [b, 'b'], [c, undefined], [[3, 16, 7, 256], undefined]] as const) {
+      write([...key]);
+      expect(cache.find()).toBe(value);
+    }
+    expect(cache.size).toBe(2);
+  });
+
+  it('Uniforms.writeTo writes the bytes of .bytes() in place, padding included (u32, i32, f32, align)', () => {
+    const cases: [string, Uniforms, (v: DataView) => void][] = [
+      ['u32', new Uniforms().u32(1, 0xffffffff), (v) => [1, 0xffffffff].forEach((x, i) => v.setUint32(4 * i, x, true))],
+      ['i32', new Uniforms().i32(-1, -0x80000000, 7), (v) => [-1, -0x80000000, 7].forEach((x, i) => v.setInt32(4 * i, x, true))],
+      ['f32', new Uniforms().f32(0.1, -0, NaN, -Infinity, 1e-45), (v) => [0.1, -0, NaN, -Infinity, 1e-45].forEach((x, i) => v.setFloat32(4 * i, x, true))],
+      ['align', new Uniforms().u32(5).align(16).i32(-2).f32(2.5).align(8), (v) => (v.setUint32(0, 5, true), v.setInt32(16, -2, true), v.setFloat32(20, 2.5, true))],
+      ['empty', new Uniforms(), () => {}],
+    ];
+    for (const [name, u, fill] of cases) {
+      const expected = new ArrayBuffer(u.byteLength);
+      fill(new DataView(expected));
+      expect([...new Uint32Array(u.bytes())], name).toEqual([...new Uint32Array(expected)]);
+      const target = new Uint32Array(4 + u.byteLength / 4 + 4).fill(0xdeadbeef);
+      u.writeTo(target, 4);
+      expect([...target.subarray(4, 4 + u.byteLength / 4)], name).toEqual([...new Uint32Array(expected)]);
+      expect([...target.subarray(0, 4), ...target.subarray(4 + u.byteLength / 4)], name).toEqual(new Array(8).fill(0xdeadbeef));
+    }
+    expect([new Uniforms().byteLength, new Uniforms().u32(1, 2, 3, 4).byteLength, new Uniforms().u32(1, 2, 3, 4, 5).byteLength]).toEqual([16, 16, 32]);
+  });
+
+  it('takes a uniform block as bytes, as a Uniforms, or as any object with writeTo (another copy of the module)', async () => {
+    const rt = await gpu();
+    const xs = randomArray(64, 6);
+    const x = rt.upload(xs);
+    const y = rt.alloc(64 * 4);
+    const foreign: UniformBlock = { byteLength: 16, writeTo: (t, at) => new Uniforms().u32(64).f32(-3).writeTo(t, at) };
+    for (const [alpha, uniforms] of [[2, new Uniforms().u32(64).f32(2).bytes()], [0.5, new Uniforms().u32(64).f32(0.5)], [-3, foreign]] as const) {
+      scaleWith(rt, y, x, uniforms);
+      expectClose(await rt.readF32(y, 64), scaleRef(xs, alpha), { atol: 0, rtol: 0 });
+    }
+    [x, y].forEach((b) => rt.release(b));
+  });
+
   it('reuses staging buffers for uploads and readbacks', async () => {
     const rt = await gpu();
     const a = rt.upload(randomArray(300, 4));
@@ -141,6 +231,13 @@ describe('runtime', () => {
     expect(x * y).toBeGreaterThanOrEqual(200000);
   });
 });
+
+const scaleKernel = defineKernel({ name: 'test_scale', shader: 'elementwise', entryPoint: 'scale', bindings: ['write', 'read'], uniforms: true, constants: { WG: 256 } });
+
+/** y = alpha·x over 64 floats with the uniform block (n = 64, alpha) given as it is. */
+function scaleWith(rt: Runtime, y: GPUBuffer, x: GPUBuffer, uniforms: ArrayBuffer | UniformBlock): void {
+  rt.dispatch(scaleKernel, { bindings: [y, x], uniforms, workgroups: [1] });
+}
 
 describe('elementwise and sum', () => {
   const sizes = [1, 7, 256, 1000, 70001];
