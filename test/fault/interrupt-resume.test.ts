@@ -166,8 +166,7 @@ describe('disk full', () => {
       for (let k = 0; k < 3; k++) expect(await a.waitForLine(batchLine), output(a)).not.toBeNull();
       if (mounted) {
         // Leave 32 KiB: less than a checkpoint (~75 KiB), enough for the metrics lines until then.
-        const s = statfsSync(mount);
-        writeFileSync(filler, Buffer.alloc(Math.max(0, Number(s.bavail) * Number(s.bsize) - 32 * 1024)));
+        fillLeaving(filler, mount, 32 * 1024);
       } else writeFileSync(flag, '');
       const exit = await finish(a);
       const text = output(a);
@@ -189,3 +188,21 @@ describe('disk full', () => {
     }
   }, 600_000);
 });
+
+/**
+ * Writes `path` so that `leave` bytes stay free on `mount`. The training child keeps writing while
+ * this runs (a checkpoint's temporary file can appear between statfs and the write: seen once in a
+ * fresh-clone CI run as ENOSPC on the filler), so on ENOSPC measure again and retry.
+ */
+function fillLeaving(path: string, mount: string, leave: number): void {
+  for (let attempt = 1; ; attempt++) {
+    const s = statfsSync(mount);
+    try {
+      writeFileSync(path, Buffer.alloc(Math.max(0, Number(s.bavail) * Number(s.bsize) - leave)));
+      return;
+    } catch (e) {
+      rmSync(path, { force: true });
+      if ((e as NodeJS.ErrnoException).code !== 'ENOSPC' || attempt === 5) throw e;
+    }
+  }
+}
