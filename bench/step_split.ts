@@ -1,8 +1,8 @@
 /**
  * Where one training step of a patch network spends its GPU time: every dispatch of one step timed
  * by timestamp queries (Runtime.startProfile), grouped by op — conv forward / data gradient / weight
- * gradient per kernel family (the first layer, 3 input channels, on its own), BatchNorm, ReLU, Adam
- * and the rest — with each group's share of the step and, for the convolutions, its GFLOP/s and % of
+ * gradient per kernel family (the first layer, 3 input channels, on its own), BatchNorm (its
+ * element passes with the fused ReLU as "batchnorm forward/backward (+relu)"), ReLU, Adam and the rest — with each group's share of the step and, for the convolutions, its GFLOP/s and % of
  * the adapter's FMA ceiling. The step is the bench's (random batch, Adam), measured after one warm-up
  * step. Profiling puts each dispatch in its own pass, so the sum is a little above the plain step.
  *
@@ -76,7 +76,8 @@ function groupOf(t: DispatchTiming, phase: Phase, firstInputBytes: number): stri
     // The 3×3 data gradient runs the forward kernel on flipped weights: the phase tells them apart.
     return `conv ${family} ${phase === 'forward' ? 'forward' : 'dx'}${phase === 'forward' ? first : ''}`;
   }
-  if (k.startsWith('batchnorm2d')) return `batchnorm ${phase}`;
+  // The fused BatchNorm→ReLU kernels (`_relu`) carry the ReLU pass, and its mask backward, inside them.
+  if (k.startsWith('batchnorm2d')) return `batchnorm ${phase}${k.includes('_relu') ? ' (+relu)' : ''}`;
   if (k.startsWith('relu')) return `relu ${phase}`;
   if (k.startsWith('linear')) return `linear ${phase}`;
   return `${phase}, other`;
