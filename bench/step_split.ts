@@ -18,6 +18,7 @@ import { conv2dFlops, type Conv2dShape } from '../src/kernels/conv2d_shape.ts';
 import type { Runtime } from '../src/kernels/runtime.ts';
 import type { ModelConfig } from '../src/nn/config.ts';
 import { kernelUses } from '../src/nn/kernel_uses.ts';
+import { fusion } from '../src/nn/modules.ts';
 import { buildPatchNetwork } from '../src/nn/networks.ts';
 import { Adam } from '../src/nn/optim.ts';
 import { Tensor } from '../src/nn/tensor.ts';
@@ -76,8 +77,9 @@ function groupOf(t: DispatchTiming, phase: Phase, firstInputBytes: number): stri
     // The 3×3 data gradient runs the forward kernel on flipped weights: the phase tells them apart.
     return `conv ${family} ${phase === 'forward' ? 'forward' : 'dx'}${phase === 'forward' ? first : ''}`;
   }
-  // The fused BatchNorm→ReLU kernels (`_relu`) carry the ReLU pass, and its mask backward, inside them.
-  if (k.startsWith('batchnorm2d')) return `batchnorm ${phase}${k.includes('_relu') ? ' (+relu)' : ''}`;
+  // Fused (fusion.bnRelu; every BatchNorm of a patch net is followed by a ReLU) all of a BatchNorm's
+  // dispatches belong to the fused op: its `_relu` element passes carry the ReLU and its mask.
+  if (k.startsWith('batchnorm2d')) return `batchnorm ${phase}${fusion.bnRelu ? ' (+relu)' : ''}`;
   if (k.startsWith('relu')) return `relu ${phase}`;
   if (k.startsWith('linear')) return `linear ${phase}`;
   return `${phase}, other`;
