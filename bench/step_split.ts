@@ -1,8 +1,8 @@
 /**
  * Where one training step of a patch network spends its GPU time: every dispatch of one step timed
  * by timestamp queries (Runtime.startProfile), grouped by op — conv forward / data gradient / weight
- * gradient per kernel family (the first layer, 3 input channels, on its own), BatchNorm, ReLU, Adam
- * and the rest — with each group's share of the step and, for the convolutions, its GFLOP/s and % of
+ * gradient per kernel family (the first layer, 3 input channels, on its own), BatchNorm (its
+ * element passes with the fused ReLU as "batchnorm forward/backward (+relu)"), ReLU, Adam and the rest — with each group's share of the step and, for the convolutions, its GFLOP/s and % of
  * the adapter's FMA ceiling. The step is the bench's (random batch, Adam), measured after one warm-up
  * step. Profiling puts each dispatch in its own pass, so the sum is a little above the plain step.
  *
@@ -18,6 +18,7 @@ import { conv2dFlops, type Conv2dShape } from '../src/kernels/conv2d_shape.ts';
 import type { Runtime } from '../src/kernels/runtime.ts';
 import type { ModelConfig } from '../src/nn/config.ts';
 import { kernelUses } from '../src/nn/kernel_uses.ts';
+import { fusion } from '../src/nn/modules.ts';
 import { buildPatchNetwork } from '../src/nn/networks.ts';
 import { Adam } from '../src/nn/optim.ts';
 import { Tensor } from '../src/nn/tensor.ts';
@@ -76,7 +77,9 @@ function groupOf(t: DispatchTiming, phase: Phase, firstInputBytes: number): stri
     // The 3×3 data gradient runs the forward kernel on flipped weights: the phase tells them apart.
     return `conv ${family} ${phase === 'forward' ? 'forward' : 'dx'}${phase === 'forward' ? first : ''}`;
   }
-  if (k.startsWith('batchnorm2d')) return `batchnorm ${phase}`;
+  // Fused (fusion.bnRelu; every BatchNorm of a patch net is followed by a ReLU) all of a BatchNorm's
+  // dispatches belong to the fused op: its `_relu` element passes carry the ReLU and its mask.
+  if (k.startsWith('batchnorm2d')) return `batchnorm ${phase}${fusion.bnRelu ? ' (+relu)' : ''}`;
   if (k.startsWith('relu')) return `relu ${phase}`;
   if (k.startsWith('linear')) return `linear ${phase}`;
   return `${phase}, other`;

@@ -8,6 +8,10 @@
  * so the channel is a workgroup constant; vec4 loads when H·W is a multiple of 4. Tensors larger
  * than one storage binding are processed in chunks of whole samples; partials are indexed by
  * (channel, sample, tile), so a chunked run computes bit for bit what an unchunked one does.
+ *
+ * BatchNorm followed by ReLU can be fused (`relu: true`): the forward writes ReLU(y) from the
+ * element pass, and the backward, given that output, masks dy where it is ≤ 0 inside its two
+ * element passes — no ReLU pass, no masked-dy buffer, the same bits as the unfused pair.
  */
 import { BATCHNORM_EPS, BATCHNORM_MOMENTUM, checkBatchNormShape, type BatchNormOptions, type BatchNormShape } from './batchnorm2d_ref.ts';
 import { defineKernel, flatWorkgroups, Uniforms, type StorageAccess } from './kernel.ts';
@@ -33,17 +37,20 @@ const VARIANTS: Record<Width, Record<string, string | number>> = {
   4: { T: 'vec4<f32>', WIDTH: 4, TOTAL: '(v.x + v.y) + (v.z + v.w)' },
 };
 
-/** A per-tile kernel in its two variants: f32 loads, and vec4 loads when H·W is a multiple of 4. */
-function tileKernel(name: string, bindings: readonly StorageAccess[]) {
+/**
+ * A per-tile kernel in its two variants: f32 loads, and vec4 loads when H·W is a multiple of 4.
+ * `defines` and `suffix` make a further compile-time variant (the fused-ReLU ones: `_relu`).
+ */
+function tileKernel(name: string, bindings: readonly StorageAccess[], defines: Record<string, string> = {}, suffix = '') {
   const variant = (width: Width) =>
     defineKernel({
-      name: width === 4 ? `${name}_vec4` : name,
+      name: `${name}${suffix}${width === 4 ? '_vec4' : ''}`,
       shader: name,
       include: ['batchnorm2d_common', 'batchnorm2d_tiles'],
       bindings,
       uniforms: true,
       constants: { WG: WG_TILE },
-      defines: VARIANTS[width],
+      defines: { ...VARIANTS[width], ...defines },
     });
   return { 1: variant(1), 4: variant(4) } as const;
 }
@@ -52,10 +59,19 @@ function channelKernel(name: string, bindings: readonly StorageAccess[]) {
 }
 type TileKernel = ReturnType<typeof tileKernel>;
 
+// ReLU as relu.wgsl computes it (select keeps NaN and −0), and its backward mask on the output y.
+const RELU = 'select(v, T(0.0), v < T(0.0))';
+const MASKED_DY = 'select(T(0.0), dy[i], y[i] > T(0.0))';
+
 const statsKernel = tileKernel('batchnorm2d_stats', ['read', 'write']);
-const normalizeKernel = tileKernel('batchnorm2d_normalize', ['read', 'read', 'read', 'read', 'read', 'write']);
-const gradPartialKernel = tileKernel('batchnorm2d_grad_partial', ['read', 'read', 'read', 'write']);
-const dxKernel = tileKernel('batchnorm2d_dx', ['read', 'read', 'read', 'write']);
+const normalizeBindings: StorageAccess[] = ['read', 'read', 'read', 'read', 'read', 'write'];
+const normalizeKernel = tileKernel('batchnorm2d_normalize', normalizeBindings, { ACT: 'v' });
+const normalizeReluKernel = tileKernel('batchnorm2d_normalize', normalizeBindings, { ACT: RELU }, '_relu');
+const gradBindings: StorageAccess[] = ['read', 'read', 'read', 'write'];
+const gradPartialKernel = tileKernel('batchnorm2d_grad_partial', gradBindings, { DY: 'dy[i]' });
+const gradPartialReluKernel = tileKernel('batchnorm2d_grad_partial', [...gradBindings, 'read'], { DY: MASKED_DY }, '_relu');
+const dxKernel = tileKernel('batchnorm2d_dx', gradBindings, { DY: 'dy[i]' });
+const dxReluKernel = tileKernel('batchnorm2d_dx', [...gradBindings, 'read'], { DY: MASKED_DY }, '_relu');
 const statsFinalizeKernel = channelKernel('batchnorm2d_stats_finalize', ['read', 'write', 'write', 'write', 'write']);
 const evalStatsKernel = channelKernel('batchnorm2d_eval_stats', ['read', 'read', 'write', 'write']);
 const gradFinalizeKernel = channelKernel('batchnorm2d_grad_finalize', ['read', 'read', 'read', 'read', 'write', 'write', 'write']);
@@ -138,11 +154,11 @@ function checkInputs(rt: Runtime, s: BatchNormShape, x: GPUBuffer, perChannel: R
   for (const [what, buffer] of Object.entries(perChannel)) expectFloats(rt, buffer, s.c, what);
 }
 
-/** y = γ·(x − mean)·invStd + β into a new buffer. */
-function normalize(rt: Runtime, l: Layout, x: GPUBuffer, gamma: GPUBuffer, beta: GPUBuffer, mean: GPUBuffer, invStd: GPUBuffer): GPUBuffer {
+/** y = γ·(x − mean)·invStd + β (then ReLU when `relu`) into a new buffer. */
+function normalize(rt: Runtime, l: Layout, x: GPUBuffer, gamma: GPUBuffer, beta: GPUBuffer, mean: GPUBuffer, invStd: GPUBuffer, relu: boolean): GPUBuffer {
   const { s } = l;
-  const y = rt.alloc(s.n * s.c * s.h * s.w * 4, 'batchnorm2d y');
-  forEachChunk(rt, l, normalizeKernel, false, (chunk) => [range(x, chunk), mean, invStd, gamma, beta, range(y, chunk)]);
+  const y = rt.alloc(s.n * s.c * s.h * s.w * 4, relu ? 'batchnorm2d+relu y' : 'batchnorm2d y');
+  forEachChunk(rt, l, relu ? normalizeReluKernel : normalizeKernel, false, (chunk) => [range(x, chunk), mean, invStd, gamma, beta, range(y, chunk)]);
   return y;
 }
 
@@ -150,6 +166,7 @@ function normalize(rt: Runtime, l: Layout, x: GPUBuffer, gamma: GPUBuffer, beta:
  * Training-mode forward (PyTorch `BatchNorm2d.train()`): normalises with the batch mean and biased
  * variance over N·H·W and updates `runningMean`/`runningVar` IN PLACE (momentum, unbiased variance).
  * Returns new buffers y (NCHW) and the saved mean and invStd (length c) for the backward.
+ * `opts.relu`: y = ReLU(BatchNorm(x)) in the same pass.
  */
 export function batchNorm2dForwardTrain(
   rt: Runtime,
@@ -174,7 +191,7 @@ export function batchNorm2dForwardTrain(
     workgroups: perChannelGrid(rt, s.c),
   });
   rt.release(partial);
-  return { y: normalize(rt, l, x, gamma, beta, mean, invStd), mean, invStd };
+  return { y: normalize(rt, l, x, gamma, beta, mean, invStd, opts.relu ?? false), mean, invStd };
 }
 
 /** The frozen statistics of eval mode as new buffers: mean = runningMean, invStd = 1/√(runningVar + eps). */
@@ -192,7 +209,7 @@ export function batchNorm2dEvalStats(rt: Runtime, runningMean: GPUBuffer, runnin
   return { mean, invStd };
 }
 
-/** Eval-mode forward (PyTorch `BatchNorm2d.eval()`): normalises with the running statistics; returns y. */
+/** Eval-mode forward (PyTorch `BatchNorm2d.eval()`): normalises with the running statistics; returns y (ReLU'd when `opts.relu`). */
 export function batchNorm2dForwardEval(
   rt: Runtime,
   x: GPUBuffer,
@@ -201,12 +218,12 @@ export function batchNorm2dForwardEval(
   runningMean: GPUBuffer,
   runningVar: GPUBuffer,
   s: BatchNormShape,
-  opts: Pick<BatchNormOptions, 'eps'> = {},
+  opts: Pick<BatchNormOptions, 'eps' | 'relu'> = {},
 ): GPUBuffer {
   const l = layoutOf(rt, s);
   checkInputs(rt, s, x, { gamma, beta, runningMean, runningVar });
   const { mean, invStd } = batchNorm2dEvalStats(rt, runningMean, runningVar, s.c, opts.eps);
-  const y = normalize(rt, l, x, gamma, beta, mean, invStd);
+  const y = normalize(rt, l, x, gamma, beta, mean, invStd, opts.relu ?? false);
   rt.release(mean);
   rt.release(invStd);
   return y;
@@ -216,6 +233,8 @@ export function batchNorm2dForwardEval(
  * Backward: dGamma = Σ dy·x̂ and dBeta = Σ dy (length c); dx with the batch-statistics gradient
  * when `training` (mean/invStd from batchNorm2dForwardTrain), or dx = γ·invStd·dy with frozen
  * statistics (mean/invStd from batchNorm2dEvalStats). All three are new buffers.
+ * `reluOutput`: the output of a fused forward (`relu: true`); dy is then the gradient of ReLU's
+ * output and is masked where reluOutput ≤ 0 as it is read.
  */
 export function batchNorm2dBackward(
   rt: Runtime,
@@ -226,12 +245,16 @@ export function batchNorm2dBackward(
   invStd: GPUBuffer,
   s: BatchNormShape,
   training: boolean,
+  reluOutput: GPUBuffer | null = null,
 ): { dx: GPUBuffer; dGamma: GPUBuffer; dBeta: GPUBuffer } {
   const l = layoutOf(rt, s);
   checkInputs(rt, s, x, { gamma, mean, invStd });
   expectFloats(rt, dy, s.n * s.c * s.h * s.w, 'dy');
+  const y = reluOutput;
+  if (y) expectFloats(rt, y, s.n * s.c * s.h * s.w, 'reluOutput');
+  const withY = (chunk: BatchChunk, b: Binding[]) => (y ? [...b, range(y, chunk)] : b);
   const partial = rt.alloc(s.c * l.parts * 8, 'batchnorm2d grad partials');
-  forEachChunk(rt, l, gradPartialKernel, training, (chunk) => [range(dy, chunk), range(x, chunk), mean, partial]);
+  forEachChunk(rt, l, y ? gradPartialReluKernel : gradPartialKernel, training, (chunk) => withY(chunk, [range(dy, chunk), range(x, chunk), mean, partial]));
   const dGamma = rt.alloc(s.c * 4, 'batchnorm2d dGamma');
   const dBeta = rt.alloc(s.c * 4, 'batchnorm2d dBeta');
   const coef = rt.alloc(s.c * 16, 'batchnorm2d dx coefficients');
@@ -242,7 +265,7 @@ export function batchNorm2dBackward(
   });
   rt.release(partial);
   const dx = rt.alloc(s.n * s.c * s.h * s.w * 4, 'batchnorm2d dx');
-  forEachChunk(rt, l, dxKernel, training, (chunk) => [range(dy, chunk), range(x, chunk), coef, range(dx, chunk)]);
+  forEachChunk(rt, l, y ? dxReluKernel : dxKernel, training, (chunk) => withY(chunk, [range(dy, chunk), range(x, chunk), coef, range(dx, chunk)]));
   rt.release(coef);
   return { dx, dGamma, dBeta };
 }

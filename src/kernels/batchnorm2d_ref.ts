@@ -8,6 +8,8 @@
  *   eval:     the same y with mean = running_mean, invStd = 1/√(running_var + eps).
  * Backward (Ioffe & Szegedy 2015, §3), x̂ = (x − mean)·invStd: dBeta = Σ dy, dGamma = Σ dy·x̂,
  *   training dx = γ·invStd/m·(m·dy − Σ dy − x̂·Σ dy·x̂); eval dx = γ·invStd·dy.
+ * Fused with a following ReLU (`relu: true`): the output is max(y, 0), and the backward, given that
+ * output, first masks dy to 0 where it is ≤ 0 (ReLU's gradient on its output, as relu.ts).
  */
 
 /** An NCHW tensor's shape as BatchNorm2d sees it: N samples of C channels of H×W. */
@@ -23,6 +25,8 @@ export interface BatchNormOptions {
   eps?: number;
   /** Running-stat update weight; PyTorch's default 0.1. */
   momentum?: number;
+  /** Apply ReLU to the output (BatchNorm2d → ReLU fused). */
+  relu?: boolean;
 }
 
 export const BATCHNORM_EPS = 1e-5;
@@ -44,15 +48,16 @@ function forEachInChannel(s: BatchNormShape, c: number, visit: (i: number) => vo
   }
 }
 
-/** y = γ·(x − mean)·invStd + β per channel. */
-function normalizeRef(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, mean: ArrayLike<number>, invStd: ArrayLike<number>, s: BatchNormShape): Float64Array {
+/** y = γ·(x − mean)·invStd + β per channel, then max(y, 0) when `relu`. */
+function normalizeRef(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, mean: ArrayLike<number>, invStd: ArrayLike<number>, s: BatchNormShape, relu = false): Float64Array {
   const y = new Float64Array(s.n * s.c * s.h * s.w);
   for (let c = 0; c < s.c; c++) {
     const mu = mean[c] as number;
     const a = (gamma[c] as number) * (invStd[c] as number);
     const b = beta[c] as number;
     forEachInChannel(s, c, (i) => {
-      y[i] = ((x[i] as number) - mu) * a + b;
+      const v = ((x[i] as number) - mu) * a + b;
+      y[i] = relu && v < 0 ? 0 : v;
     });
   }
   return y;
@@ -92,7 +97,7 @@ export function batchNorm2dForwardTrainRef(
     newMean[c] = (1 - momentum) * (runningMean[c] as number) + momentum * mu;
     newVar[c] = (1 - momentum) * (runningVar[c] as number) + momentum * (m2 / (m - 1));
   }
-  return { y: normalizeRef(x, gamma, beta, mean, invStd, s), mean, invStd, runningMean: newMean, runningVar: newVar };
+  return { y: normalizeRef(x, gamma, beta, mean, invStd, s, opts.relu), mean, invStd, runningMean: newMean, runningVar: newVar };
 }
 
 /** mean = running_mean, invStd = 1/√(running_var + eps): the statistics eval mode normalises with. */
@@ -114,24 +119,29 @@ export function batchNorm2dForwardEvalRef(
   runningMean: ArrayLike<number>,
   runningVar: ArrayLike<number>,
   s: BatchNormShape,
-  opts: Pick<BatchNormOptions, 'eps'> = {},
+  opts: Pick<BatchNormOptions, 'eps' | 'relu'> = {},
 ): Float64Array {
   checkBatchNormShape(s);
   const { mean, invStd } = batchNorm2dEvalStatsRef(runningMean, runningVar, s.c, opts.eps);
-  return normalizeRef(x, gamma, beta, mean, invStd, s);
+  return normalizeRef(x, gamma, beta, mean, invStd, s, opts.relu);
 }
 
-/** dx, dGamma, dBeta given dy and the statistics the forward normalised with. */
+/**
+ * dx, dGamma, dBeta given dy and the statistics the forward normalised with; with `reluOutput`
+ * (a fused forward's output) dy is the gradient after the ReLU and is masked by reluOutput > 0.
+ */
 export function batchNorm2dBackwardRef(
-  dy: ArrayLike<number>,
+  dyIn: ArrayLike<number>,
   x: ArrayLike<number>,
   gamma: ArrayLike<number>,
   mean: ArrayLike<number>,
   invStd: ArrayLike<number>,
   s: BatchNormShape,
   training: boolean,
+  reluOutput: ArrayLike<number> | null = null,
 ): { dx: Float64Array; dGamma: Float64Array; dBeta: Float64Array } {
   checkBatchNormShape(s);
+  const dy = reluOutput ? Float64Array.from(dyIn, (g, i) => ((reluOutput[i] as number) > 0 ? g : 0)) : dyIn;
   const m = s.n * s.h * s.w;
   const dx = new Float64Array(s.n * s.c * s.h * s.w);
   const dGamma = new Float64Array(s.c);

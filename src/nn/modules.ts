@@ -7,10 +7,17 @@ import type { KernelRequest } from '../kernels/autotune.ts';
 import { conv2dOutputSize, type Conv2dShape } from '../kernels/conv2d_shape.ts';
 import type { LinearInit } from './config.ts';
 import type { Runtime } from '../kernels/runtime.ts';
-import { batchNorm2d, conv2d, dropout, linear, relu, reshape, type BatchNormState } from './ops.ts';
+import { batchNorm2d, batchNorm2dRelu, conv2d, dropout, linear, relu, reshape, type BatchNormState } from './ops.ts';
 import type { Rng } from './random.ts';
 import type { Tape } from './tape.ts';
 import { formatShape, Parameter, Tensor } from './tensor.ts';
+
+/**
+ * Whether Sequential runs a BatchNorm2d directly followed by a ReLU as one fused op (ops.ts
+ * batchNorm2dRelu; the same bits either way). On unless LUNGPATH_FUSE_BN_RELU=off; tests flip it
+ * to compare the two paths.
+ */
+export const fusion = { bnRelu: (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.LUNGPATH_FUSE_BN_RELU !== 'off' };
 
 /** What a forward pass needs besides its input. */
 export interface ForwardContext {
@@ -178,6 +185,13 @@ export class BatchNorm2d extends Module {
     return batchNorm2d(x, this.state_, this.training, ctx.tape, this.prefix);
   }
 
+  /** `relu.forward(this.forward(x))` as one fused op (Sequential calls it when `fusion.bnRelu`). */
+  forwardRelu(x: Tensor, ctx: ForwardContext, relu: ReLU): Tensor {
+    this.lastInputShape = x.shape;
+    if (this.training) this.numBatchesTracked++;
+    return batchNorm2dRelu(x, this.state_, this.training, ctx.tape, `${this.prefix}+${relu.prefix}`);
+  }
+
   trace(shape: readonly number[]): readonly number[] {
     return shape;
   }
@@ -265,7 +279,11 @@ export class Flatten extends Module {
   }
 }
 
-/** Runs children in order, releasing each intermediate once the next child has consumed it. */
+/**
+ * Runs children in order, releasing each intermediate once the next child has consumed it. A
+ * BatchNorm2d directly followed by a ReLU runs as one fused op (see `fusion`); the module list,
+ * state names and trace stay those of the separate layers.
+ */
 export class Sequential extends Module {
   constructor(readonly layers: Module[]) {
     super();
@@ -277,8 +295,12 @@ export class Sequential extends Module {
 
   forward(x: Tensor, ctx: ForwardContext): Tensor {
     let h = x;
-    for (const layer of this.layers) {
-      const next = layer.forward(h, ctx);
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i] as Module;
+      const after = this.layers[i + 1];
+      const fuse = fusion.bnRelu && layer instanceof BatchNorm2d && after instanceof ReLU;
+      const next = fuse ? layer.forwardRelu(h, ctx, after) : layer.forward(h, ctx);
+      if (fuse) i++;
       if (h !== x) h.release();
       h = next;
     }

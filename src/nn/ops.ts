@@ -2,7 +2,8 @@
  * Differentiable ops: each runs its forward launcher and, when a tape wants it, records a node whose
  * backward calls the matching gradient launchers. Inputs are never released here; outputs belong
  * to the caller. What a backward needs is retained on the node (conv: x and W; batchnorm: x, γ,
- * mean, inverse std; ReLU: its output; dropout: only its seed and offset).
+ * mean, inverse std, and its output when fused with a ReLU; ReLU: its output; dropout: only its
+ * seed and offset).
  */
 import { batchNorm2dBackward, batchNorm2dEvalStats, batchNorm2dForwardEval, batchNorm2dForwardTrain } from '../kernels/batchnorm2d.ts';
 import { conv2dBackwardData, conv2dForward } from '../kernels/conv2d.ts';
@@ -64,6 +65,19 @@ export interface BatchNormState {
 
 /** BatchNorm2d: batch statistics (and running-stat update) when training, running stats otherwise. */
 export function batchNorm2d(x: Tensor, bn: BatchNormState, training: boolean, tape: Tape | null, label = 'bn'): Tensor {
+  return batchNorm2dMaybeRelu(x, bn, training, tape, label, false);
+}
+
+/**
+ * ReLU(BatchNorm2d(x)) as one op and one tape node: the ReLU is applied in BatchNorm's element pass
+ * and its gradient mask (output > 0) inside BatchNorm's backward passes, saving a read and a write
+ * of the activation each way. The same values, bit for bit, as batchNorm2d then relu.
+ */
+export function batchNorm2dRelu(x: Tensor, bn: BatchNormState, training: boolean, tape: Tape | null, label = 'bn+relu'): Tensor {
+  return batchNorm2dMaybeRelu(x, bn, training, tape, label, true);
+}
+
+function batchNorm2dMaybeRelu(x: Tensor, bn: BatchNormState, training: boolean, tape: Tape | null, label: string, relu: boolean): Tensor {
   const [n, c, h, w] = dims4(x, 'batchNorm2d');
   const s = { n, c, h, w };
   const rt = x.rt;
@@ -71,12 +85,12 @@ export function batchNorm2d(x: Tensor, bn: BatchNormState, training: boolean, ta
   let mean: Tensor;
   let invStd: Tensor;
   if (training) {
-    const out = batchNorm2dForwardTrain(rt, x.buffer, bn.gamma.buffer, bn.beta.buffer, bn.runningMean.buffer, bn.runningVar.buffer, s, { eps: bn.eps, momentum: bn.momentum });
+    const out = batchNorm2dForwardTrain(rt, x.buffer, bn.gamma.buffer, bn.beta.buffer, bn.runningMean.buffer, bn.runningVar.buffer, s, { eps: bn.eps, momentum: bn.momentum, relu });
     y = new Tensor(rt, out.y, x.shape, label);
     mean = new Tensor(rt, out.mean, [c], `${label}.mean`);
     invStd = new Tensor(rt, out.invStd, [c], `${label}.invStd`);
   } else {
-    y = new Tensor(rt, batchNorm2dForwardEval(rt, x.buffer, bn.gamma.buffer, bn.beta.buffer, bn.runningMean.buffer, bn.runningVar.buffer, s, { eps: bn.eps }), x.shape, label);
+    y = new Tensor(rt, batchNorm2dForwardEval(rt, x.buffer, bn.gamma.buffer, bn.beta.buffer, bn.runningMean.buffer, bn.runningVar.buffer, s, { eps: bn.eps, relu }), x.shape, label);
     if (!tape?.wants([x, bn.gamma, bn.beta])) return y;
     const stats = batchNorm2dEvalStats(rt, bn.runningMean.buffer, bn.runningVar.buffer, c, bn.eps);
     mean = new Tensor(rt, stats.mean, [c], `${label}.mean`);
@@ -90,13 +104,14 @@ export function batchNorm2d(x: Tensor, bn: BatchNormState, training: boolean, ta
   const wantX = needs(tape, x);
   const xs = x.retain();
   const gs = bn.gamma.retain();
+  const ys = relu ? y.retain() : null;
   tape.record({
-    op: `batchNorm2d '${label}'`,
+    op: `${relu ? 'batchNorm2d+relu' : 'batchNorm2d'} '${label}'`,
     inputs: [x, bn.gamma, bn.beta],
     output: y,
-    saved: [xs, gs, mean, invStd],
+    saved: ys ? [xs, gs, mean, invStd, ys] : [xs, gs, mean, invStd],
     backward: (dy) => {
-      const g = batchNorm2dBackward(rt, dy.buffer, xs.buffer, gs.buffer, mean.buffer, invStd.buffer, s, training);
+      const g = batchNorm2dBackward(rt, dy.buffer, xs.buffer, gs.buffer, mean.buffer, invStd.buffer, s, training, ys?.buffer ?? null);
       let dx: Tensor | null = new Tensor(rt, g.dx, x.shape, `d${label}.x`);
       if (!wantX) {
         dx.release();
