@@ -47,7 +47,7 @@ export interface DispatchCost {
   usPerTinyStep: number;
   /** Dispatches in that step. */
   tinyStepDispatches: number;
-  /** 'thread CPU' (schedstat) or 'wall' (no schedstat here). */
+  /** 'thread CPU' (clock_gettime's CLOCK_THREAD_CPUTIME_ID through koffi) or 'wall' (where that is unavailable). */
   clock: 'thread CPU' | 'wall';
 }
 
