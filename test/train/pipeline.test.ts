@@ -95,9 +95,13 @@ describe('the two-level pipeline', () => {
     expect([shared?.level1.lr, shared?.level2.lr]).toEqual([0.002, 0.002]);
   });
 
-  it('the tile preset trains 4 Level-1 epochs without colour augmentation and Level 2 at 3e-3; --level1-step-lr steps Level 1 alone', () => {
+  it('the tile preset trains 8 Level-1 epochs, the rate cut tenfold after 6, without colour augmentation, and Level 2 at 3e-3; --level1-step-lr steps Level 1 alone', () => {
     const tile = parseTrainArgs(['--preset', 'tile']);
-    expect([tile?.level1.epochs, tile?.level1.colourAugment, tile?.level1.lr, tile?.level2.lr]).toEqual([4, false, 0.001, 0.003]);
+    expect([tile?.level1.epochs, tile?.level1.colourAugment, tile?.level1.lr, tile?.level2.lr]).toEqual([8, false, 0.001, 0.003]);
+    expect([tile?.level1.stepLr, tile?.level2.stepLr]).toEqual([{ step: 6, gamma: 0.1 }, null]);
+    expect(parseTrainArgs(['--preset', 'tile', '--step-lr', '5'])?.level1.stepLr).toEqual({ step: 5, gamma: 0.1 });
+    expect(parseTrainArgs(['--preset', 'tile', '--level1-step-lr', 'off'])?.level1.stepLr).toBeNull();
+    expect(parseTrainArgs(['--preset', 'tiny'])?.level1.stepLr).toBeNull();
     const tiny = parseTrainArgs(['--preset', 'tiny']);
     expect([tiny?.level1.colourAugment, tiny?.level2.lr]).toEqual([true, 0.001]);
     const steps = parseTrainArgs(['--step-lr', '5', '--level1-step-lr', '3:0.5']);
