@@ -65,9 +65,10 @@ export const TINY_CONFIG: ModelConfig = {
  * edge: a Level-1 epoch of the 771-image dev set is 434 batches of 16), so one patch sees 57% of a
  * tile's side instead of 29% at 224² (64 / 64): on the dev set's validation split eval-mode
  * Level-1 accuracy rose from 85.3/86.1% to 92.3/90.5% and Level-2 best validation accuracy from
- * 91.1/92.9% to 94.6/96.4% over two seeds (README, *Science results*, round 3; 96² and a 112² grid
+ * 91.1/92.9% to 94.6/96.4% over two seeds (docs/science-history.md, round 3; 96² and a 112² grid
  * at stride 16 were no better). Blocks twice as wide as tiny's deeper ones (they run at 16² and 8²,
- * so width there is cheap); Level 2's Linear layers start Kaiming-normal, as tiny's (with N(0,
+ * so width there is cheap; doubling blocks 4–5 again lost 3 points of validation patches: README,
+ * *Science results*, round 4); Level 2's Linear layers start Kaiming-normal, as tiny's (with N(0,
  * 0.01) Level 2 sat at 66% for 9 epochs in a screen at 112²). Each image's per-channel RGB mean and
  * std are matched to the training set's average before patching (colour_normalise.ts; `lungpath
  * train` fills in the target).
