@@ -101,7 +101,7 @@ for (const [k, file] of values.level1.split(',').entries()) {
       run.create();
       const start = performance.now();
       const o = { epochs, batchSize: 16, lr: 1e-3, seed, logInterval: 1000, stepLr: null, resume: false, quiet: true, warn, onMismatch: 'resize' as const, checkpointEvery: 0, onNonFinite: 'stop' as const, maxSkips: null };
-      const { net, epochs: summaries, best } = await trainLevel2([rt], run, config, splits.train, splits.val, name, o);
+      const { net, epochs: summaries, best } = await trainLevel2([rt], run, config, [splits.train], splits.val, name, o);
       net.destroy();
       const seconds = (performance.now() - start) / 1000;
       const kept = buildImageNetwork(rt, config, 0);

@@ -158,4 +158,6 @@ export const SEED_STREAM = {
   datasetSplit: 13,
   /** slide/split.ts: the order in which slides and patients are dealt into splits. */
   slideSplit: 14,
+  /** level2.ts: which flip/rotation variant of each training image's feature maps an epoch uses. */
+  level2Variant: 15,
 } as const;

@@ -13,7 +13,7 @@ import { readFileBytes, writeFileAtomic } from '../nn/files.ts';
 import { buildImageNetwork, buildPatchNetwork, type TwoPartNetwork } from '../nn/networks.ts';
 import { loadWeightsFromBytes } from '../nn/weights.ts';
 import type { Dataset } from './dataset.ts';
-import { cachedFeatures } from './features.ts';
+import { cachedFeatures, DIHEDRAL_VARIANTS } from './features.ts';
 import { evaluatePatches } from './level1.ts';
 import { evaluateImages } from './level2.ts';
 import { accuracy, argmax, confusionMatrix, macroAuc, oneVsRestRoc, perClassReport, type ClassReport, type RocCurve } from './metrics.ts';
@@ -97,7 +97,7 @@ export async function evaluateRun(rt: Runtime, run: RunFolder, dataset: Dataset,
   const { level1, level2, level1Bytes } = loadRunNetworks(rt, run, config);
   try {
     const patch = await evaluatePatches(rt, level1, images, config, { batchSize: o.batchSize, seed: 0, warn: o.warn, onMismatch: o.onMismatch });
-    const variants = o.tta ? [0, 1, 2, 3, 4, 5, 6, 7] : [0];
+    const variants = o.tta ? DIHEDRAL_VARIANTS : [0];
     const perVariant: Float32Array[][] = [];
     for (const variant of variants) {
       const features = await cachedFeatures(rt, run.cache, split, level1, level1Bytes, config, images, { variant, warn: o.warn, onMismatch: o.onMismatch, log: o.log });

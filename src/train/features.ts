@@ -20,6 +20,9 @@ import type { DatasetImage } from './dataset.ts';
 import { imagePatches } from './loader.ts';
 import { StopRequested, stopSignal } from './stop_signal.ts';
 
+/** The 8 flips/rotations of an image (imagePatches' `variant`); 0 is the image as it is. */
+export const DIHEDRAL_VARIANTS: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7];
+
 /** Stacked feature maps of one image, [1, K, m, m] on the GPU (caller releases). */
 export function level2Input(level1: TwoPartNetwork, patches: Tensor, config: ModelConfig): Tensor {
   const { level2Patches, featureMapSize } = derivedSizes(config);
@@ -126,6 +129,16 @@ export async function cachedFeatures(
   const meta = { labels, itemSize, files: images.map((i) => i.path) };
   writeFileAtomic(metaPath, JSON.stringify(meta));
   return openSplit(dataPath, meta);
+}
+
+/**
+ * One split read through per-item variants: item i comes from `variants[choice[i]]` (the same
+ * images in the same order, each cached under another flip/rotation). Closing is the variants'.
+ */
+export function variantView(variants: readonly FeatureSplit[], choice: Uint8Array): FeatureSplit {
+  const first = variants[0] as FeatureSplit;
+  if (choice.length !== first.count) throw new Error(`variantView: ${choice.length} choices for ${first.count} items`);
+  return { ...first, read: (index) => (variants[choice[index] as number] as FeatureSplit).read(index), close: () => {} };
 }
 
 /** Uploads items `indices` of a split as one [n, K, m, m] batch, plus their labels. */

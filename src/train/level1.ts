@@ -61,6 +61,11 @@ export interface LevelOptions {
   hedStrength?: number;
   /** Level 1: the original's colour/contrast/brightness augmentation (default true). */
   colourAugment?: boolean;
+  /**
+   * Level 2: train on the feature maps of all 8 flips/rotations of each training image (one drawn
+   * per image and epoch) instead of the image as it is (default false).
+   */
+  featureVariants?: boolean;
 }
 
 /** The pool size Level 1 trains with: `o.poolImages`, else what the default memory budget holds. */

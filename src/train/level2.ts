@@ -12,7 +12,7 @@ import { mixSeed, Rng, SEED_STREAM } from '../nn/random.ts';
 import { weightsToSafetensors } from '../nn/weights.ts';
 import { Replicated } from './data_parallel.ts';
 import { trainEpochs, type TrainBatch } from './epoch_loop.ts';
-import { featureBatch, type FeatureSplit } from './features.ts';
+import { featureBatch, variantView, type FeatureSplit } from './features.ts';
 import { stepSeed, type EpochSummary, type LevelOptions } from './level1.ts';
 import type { RunFolder } from './run_folder.ts';
 import { accumulate, predictBatch, scoreLogp, type StepResult } from './step.ts';
@@ -24,6 +24,19 @@ export function indexBatches(n: number, batchSize: number, seed: number, epoch: 
   const out: number[][] = [];
   for (let i = 0; i < n; i += batchSize) out.push(order.slice(i, i + batchSize));
   return out;
+}
+
+/**
+ * Which cached variant each of n training images uses in `epoch`: drawn from (seed, epoch), so a
+ * resumed epoch reads the same maps; all 0 when there is one variant.
+ */
+export function variantChoice(n: number, variants: number, seed: number, epoch: number): Uint8Array {
+  const choice = new Uint8Array(n);
+  if (variants > 1) {
+    const rng = new Rng(mixSeed(seed, SEED_STREAM.level2Variant, epoch));
+    for (let i = 0; i < n; i++) choice[i] = rng.below(variants);
+  }
+  return choice;
 }
 
 /** The feature batches of `batches`, each uploaded when the loop asks for it. */
@@ -55,10 +68,12 @@ export async function evaluateImages(rt: Runtime, net: TwoPartNetwork, split: Fe
 }
 
 /**
- * Trains (or resumes) Level 2 on cached feature maps. `level1Hash` identifies the Level-1 weights
- * the maps came from: checkpoints made with other Level-1 weights are not resumed.
+ * Trains (or resumes) Level 2 on cached feature maps. `train` holds the training images' maps once
+ * per flip/rotation variant (index 0: the image as it is; one variant: no augmentation); each
+ * epoch reads one variant per image. `level1Hash` identifies the Level-1 weights the maps came
+ * from: checkpoints made with other Level-1 weights are not resumed.
  */
-export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: FeatureSplit, val: FeatureSplit, level1Hash: string, o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
+export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: readonly FeatureSplit[], val: FeatureSplit, level1Hash: string, o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
   const rt = rts[0] as Runtime;
   const model = new Replicated(rts, rts.map((r) => buildImageNetwork(r, config, o.seed + 1)), o.lr);
   const { net } = model;
@@ -72,8 +87,10 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
     probe: imageProbe(config),
     stepSeed: (epoch, step) => stepSeed(o.seed + 1, epoch, step),
     batches: (epoch, first) => {
-      const batches = indexBatches(train.count, o.batchSize, o.seed, epoch, true);
-      return { perEpoch: batches.length, batches: featureBatches(rt, train, batches.slice(first), config) };
+      const images = train[0] as FeatureSplit;
+      const batches = indexBatches(images.count, o.batchSize, o.seed, epoch, true);
+      const split = variantView(train, variantChoice(images.count, train.length, o.seed, epoch));
+      return { perEpoch: batches.length, batches: featureBatches(rt, split, batches.slice(first), config) };
     },
     validate: () => evaluateImages(rt, net, val, config, o.batchSize),
     afterValidation: async (summary) => {
@@ -83,11 +100,17 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
       writeFileAtomic(run.level2Weights, await weightsToSafetensors(net, { config: JSON.stringify(config), level: 'level2', epoch: String(summary.epoch) }));
       return ' (best so far, saved)';
     },
-    checkpointExtra: () => ({ best, level1: level1Hash }),
+    checkpointExtra: () => ({ best, level1: level1Hash, variants: train.length }),
     accept: (state, path) => {
-      if (state.extra.level1 === level1Hash) return true;
-      o.warn(`${path} was trained on the feature maps of other Level-1 weights; Level 2 starts afresh`);
-      return false;
+      if (state.extra.level1 !== level1Hash) {
+        o.warn(`${path} was trained on the feature maps of other Level-1 weights; Level 2 starts afresh`);
+        return false;
+      }
+      if ((state.extra.variants ?? 1) !== train.length) {
+        o.warn(`${path} was trained on ${state.extra.variants ?? 1} flip/rotation variant(s) of the feature maps, this run uses ${train.length} (--level2-augment); Level 2 starts afresh`);
+        return false;
+      }
+      return true;
     },
     resumed: (state) => {
       best = (state.extra.best as EpochSummary | undefined) ?? null;

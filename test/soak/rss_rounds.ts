@@ -206,7 +206,7 @@ export async function runRounds(o: RoundsOptions): Promise<RoundRecord[]> {
         level1.destroy();
         const settings = parseTrainArgs(['--data', data, '--out', out, '--preset', presetPath, '--seed', '3', '--quiet', '--batch-size', '16', '--level2-epochs', '3', '--log-interval', '1', '--checkpoint-every', '5']);
         phase = async () => {
-          const result = await trainLevel2([runtime], run, cfg, trainF, valF, 'x', { ...(settings as NonNullable<typeof settings>).level2, warn: noop });
+          const result = await trainLevel2([runtime], run, cfg, [trainF], valF, 'x', { ...(settings as NonNullable<typeof settings>).level2, warn: noop });
           result.net.destroy();
         };
       } else if (o.phase === 'plots') {

@@ -4,7 +4,7 @@
  * ends with the same weights, bit for bit, as an uninterrupted one.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +108,23 @@ describe('the two-level pipeline', () => {
     expect([steps?.level1.stepLr, steps?.level2.stepLr]).toEqual([{ step: 3, gamma: 0.5 }, { step: 5, gamma: 0.1 }]);
     expect(parseTrainArgs(['--step-lr', '5', '--level1-step-lr', 'off'])?.level1.stepLr).toBeNull();
     expect(() => parseTrainArgs(['--level1-step-lr', '0'])).toThrow(/--level1-step-lr must be an integer/);
+  });
+
+  it('--level2-augment on trains Level 2 on the maps of 8 flips/rotations; a resumed run ends with the same weights', async () => {
+    const plain = join(root, 'l2-plain');
+    await trainRun(plain, ['--epochs', '1', '--level2-epochs', '2']);
+    const augmented = join(root, 'l2-augmented');
+    await trainRun(augmented, ['--epochs', '1', '--level2-epochs', '2', '--level2-augment', 'on']);
+    const trainCaches = (run: string) => readdirSync(join(run, 'cache')).filter((f) => /^level2-train-.*\.f32$/.test(f));
+    expect([trainCaches(plain).length, trainCaches(augmented).length]).toEqual([1, 8]);
+    // Same Level 1, another Level 2: the variants are read.
+    const bytes = (run: string, f: string) => readFileSync(join(run, f));
+    expect(Buffer.compare(bytes(plain, 'level1.safetensors'), bytes(augmented, 'level1.safetensors'))).toBe(0);
+    expect(Buffer.compare(bytes(plain, 'level2.safetensors'), bytes(augmented, 'level2.safetensors'))).not.toBe(0);
+    const resumed = join(root, 'l2-augmented-resumed');
+    await trainRun(resumed, ['--epochs', '1', '--level2-epochs', '1', '--level2-augment', 'on']);
+    await trainRun(resumed, ['--epochs', '1', '--level2-epochs', '2', '--level2-augment', 'on', '--resume']);
+    expect(Buffer.compare(bytes(augmented, 'level2.safetensors'), bytes(resumed, 'level2.safetensors'))).toBe(0);
   });
 
   it('a resumed run ends with the same weights as an uninterrupted one', async () => {

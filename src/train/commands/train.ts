@@ -16,7 +16,7 @@ import { acquireRunLock } from '../run_lock.ts';
 import { STOPPED_EXIT_CODE, StopRequested, stopSignal } from '../stop_signal.ts';
 import { readDataset, validateDataset, formatProblems, type Dataset } from '../dataset.ts';
 import { evaluateRun, writeReport } from '../evaluate.ts';
-import { cachedFeatures } from '../features.ts';
+import { cachedFeatures, DIHEDRAL_VARIANTS } from '../features.ts';
 import { trainLevel1, type LevelOptions } from '../level1.ts';
 import { trainLevel2 } from '../level2.ts';
 import { withColourTarget } from '../colour_target.ts';
@@ -81,6 +81,8 @@ Options:
                         patches (forward only, equal weights; default ${DEFAULT_BN_RECALIBRATE}); 0 keeps the momentum averages
   --stain-augment S     HED stain augmentation of Level-1 patches (Tellez et al. 2019): per patch and
                         stain, scale in [1−S, 1+S] and shift in [−S, S] (default 0: off)
+  --level2-augment on|off  Level 2 trains on the feature maps of all 8 flips/rotations of each training
+                        image, one drawn per image and epoch (8× the training feature cache; default off)
   --colour-augment on|off  the original's colour/contrast/brightness factors in [1, 2) (default: on; ${TILE_TRAINING.colourAugment} for tile)
   --colour-normalise none|channel-stats  per-image colour normalisation before patching: each image's
                         per-channel RGB mean and std set to the training set's average (measured at
@@ -152,6 +154,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     'pool-images': { type: 'string' },
     'bn-recalibrate': { type: 'string' },
     'stain-augment': { type: 'string' },
+    'level2-augment': { type: 'string' },
     'colour-augment': { type: 'string' },
     'colour-normalise': { type: 'string' },
     devices: { type: 'string' },
@@ -206,7 +209,12 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
       colourAugment: choiceFlag(values['colour-augment'], 'colour-augment', ['on', 'off'] as const, isTile ? TILE_TRAINING.colourAugment : 'on') === 'on',
       ...(values['pool-images'] !== undefined ? { poolImages: intFlag(values['pool-images'], 'pool-images', 0, 0) } : {}),
     },
-    level2: { ...common, lr: floatFlag(values['level2-lr'], 'level2-lr', isTile ? TILE_TRAINING.level2Lr : common.lr), epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level2 : 60) },
+    level2: {
+      ...common,
+      lr: floatFlag(values['level2-lr'], 'level2-lr', isTile ? TILE_TRAINING.level2Lr : common.lr),
+      epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level2 : 60),
+      featureVariants: choiceFlag(values['level2-augment'], 'level2-augment', ['on', 'off'] as const, 'off') === 'on',
+    },
     devices: intFlag(values.devices, 'devices', 1),
     skipBad: Boolean(values['skip-bad']),
     gpuMemoryBytes,
@@ -304,11 +312,14 @@ async function trainInFolder(s: TrainSettings, rts: readonly Runtime[]): Promise
   manifest.check('before the feature cache');
   const level1Bytes = readFileBytes(run.level1Weights);
   const featureOptions = { warn: s.level1.warn, onMismatch: s.level1.onMismatch, log };
-  const trainFeatures = await cachedFeatures(rt, run.cache, 'train', level1.net, level1Bytes, config, trainImages, featureOptions);
+  const trainFeatures = [];
+  for (const variant of s.level2.featureVariants ? DIHEDRAL_VARIANTS : [0]) {
+    trainFeatures.push(await cachedFeatures(rt, run.cache, 'train', level1.net, level1Bytes, config, trainImages, { ...featureOptions, variant }));
+  }
   const valFeatures = await cachedFeatures(rt, run.cache, 'val', level1.net, level1Bytes, config, val, featureOptions);
   const level1Hash = createHash('sha256').update(level1Bytes).digest('hex');
   const level2 = await trainLevel2(rts, run, config, trainFeatures, valFeatures, level1Hash, s.level2);
-  trainFeatures.close();
+  for (const split of trainFeatures) split.close();
   valFeatures.close();
   level2.net.destroy();
   level1.net.destroy();
