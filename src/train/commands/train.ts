@@ -34,10 +34,11 @@ export const DEFAULT_BN_RECALIBRATE = 2048;
 
 /**
  * Epochs of the `tile` preset, chosen on the LC25000 dev set's validation split, seeds 0 and 1
- * (README, *Science results*, rounds 2 and 4): at a constant rate Level 1 stops gaining after 4
- * epochs (val patches 92.3/90.5% after 4, 90.3/90.9% after 6); with the rate cut tenfold after
- * epoch 6 (TILE_TRAINING.level1StepLr) it reaches 93.7/93.5% after 8, validation loss 0.228/0.201
- * → 0.169/0.180, and Level 2's best validation accuracy 94.6/94.6% → 96.4/96.4%.
+ * (README, *Science results*, round 4; round 3 in docs/science-history.md): at a constant rate
+ * Level 1 stops gaining after 4 epochs (val patches 92.3/90.5% after 4, 90.3/90.9% after 6); with
+ * the rate cut tenfold after epoch 6 (TILE_TRAINING.level1StepLr) it reaches 93.7/93.5% after 8,
+ * validation loss 0.228/0.201 → 0.169/0.180, and Level 2's best validation accuracy 94.6/94.6% →
+ * 96.4/96.4%. A run takes ~18 min here, autotune included (README).
  */
 export const TILE_EPOCHS = { level1: 8, level2: 30 } as const;
 
@@ -47,7 +48,7 @@ export const TILE_EPOCHS = { level1: 8, level2: 30 } as const;
  * saturated than any patch the network is evaluated on (H&E tiles wash out to white), and with
  * per-image colour normalisation there is no colour spread left to cover. Measured on the LC25000
  * dev set's validation split, seeds 0 and 1: Level-1 val patches after 2 epochs 84.3/84.7% off
- * against 77.0/72.0% on (README, *Science results*). Level 2 learns at 3e-3: at 1e-3 it sat at
+ * against 77.0/72.0% on (docs/science-history.md, round 2). Level 2 learns at 3e-3: at 1e-3 it sat at
  * 67.9% (two classes of three) for 4–16 epochs and, in 3 of 6 trainings on these feature maps, never
  * left it within 30; at 3e-3 it left within 4 epochs in all 6, best val 91.1/92.9% on the preset's
  * maps (vs 89.3/91.1% at 1e-3 on the same maps, lower validation loss too). Level 1's rate drops
