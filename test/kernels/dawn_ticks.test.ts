@@ -46,10 +46,14 @@ describe('dawn_ticks', () => {
     try {
       const src = rt.upload(new Float32Array(1 << 20), 'src');
       const dst = rt.alloc(4 << 20, 'dst');
-      /** Dawn polls and ms of one readback after 100 copies of 4 MiB. */
+      // 1,000 copies of 4 MiB: a wait of ~100 ms here, long enough that the back-to-back first
+      // millisecond of a spaced wait is not mistaken for spinning (with 100 copies, a ~10 ms wait
+      // spun only 47 times in a fresh-clone CI run sharing the 2 cores with other test files).
+      const COPIES = 1000;
+      /** Dawn polls and ms of one readback after COPIES copies of 4 MiB. */
       const timedRead = async () => {
         const [polls0, t] = [dawnPolls, performance.now()];
-        for (let i = 0; i < 100; i++) rt.copy(src, dst, 4 << 20);
+        for (let i = 0; i < COPIES; i++) rt.copy(src, dst, 4 << 20);
         await rt.read(dst, 16);
         return { polls: dawnPolls - polls0, ms: performance.now() - t };
       };
@@ -60,7 +64,7 @@ describe('dawn_ticks', () => {
       dawnPolls = 0;
       const cpu0 = mainThreadCpuSeconds();
       const t0 = performance.now();
-      for (let i = 0; i < 100; i++) rt.copy(src, dst, 4 << 20);
+      for (let i = 0; i < COPIES; i++) rt.copy(src, dst, 4 << 20);
       const bytes = await rt.read(dst, 16);
       const waitMs = performance.now() - t0;
       const cpu = mainThreadCpuSeconds() - cpu0;
