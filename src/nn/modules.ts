@@ -180,16 +180,19 @@ export class BatchNorm2d extends Module {
   }
 
   forward(x: Tensor, ctx: ForwardContext): Tensor {
-    this.lastInputShape = x.shape;
-    if (this.training) this.numBatchesTracked++;
-    return batchNorm2d(x, this.state_, this.training, ctx.tape, this.prefix);
+    return this.run(x, () => batchNorm2d(x, this.state_, this.training, ctx.tape, this.prefix));
   }
 
   /** `relu.forward(this.forward(x))` as one fused op (Sequential calls it when `fusion.bnRelu`). */
   forwardRelu(x: Tensor, ctx: ForwardContext, relu: ReLU): Tensor {
+    return this.run(x, () => batchNorm2dRelu(x, this.state_, this.training, ctx.tape, `${this.prefix}+${relu.prefix}`));
+  }
+
+  /** The bookkeeping of either forward (input shape, PyTorch's num_batches_tracked), then the op. */
+  private run(x: Tensor, op: () => Tensor): Tensor {
     this.lastInputShape = x.shape;
     if (this.training) this.numBatchesTracked++;
-    return batchNorm2dRelu(x, this.state_, this.training, ctx.tape, `${this.prefix}+${relu.prefix}`);
+    return op();
   }
 
   trace(shape: readonly number[]): readonly number[] {
