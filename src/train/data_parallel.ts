@@ -61,8 +61,9 @@ export class Replicated {
     readonly runtimes: readonly Runtime[],
     readonly replicas: readonly TwoPartNetwork[],
     lr: number,
+    weightDecay = 0,
   ) {
-    this.adams = replicas.map((net) => new Adam(net.parameters(), { lr }));
+    this.adams = replicas.map((net) => new Adam(net.parameters(), { lr, weightDecay }));
   }
 
   get net(): TwoPartNetwork {

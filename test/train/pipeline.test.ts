@@ -95,6 +95,16 @@ describe('the two-level pipeline', () => {
     expect([shared?.level1.lr, shared?.level2.lr]).toEqual([0.002, 0.002]);
   });
 
+  it('--weight-decay sets Adam\'s L2 decay of both levels unless --level2-weight-decay sets Level 2\'s; default 0', () => {
+    const none = parseTrainArgs([]);
+    expect([none?.level1.weightDecay, none?.level2.weightDecay]).toEqual([0, 0]);
+    const shared = parseTrainArgs(['--weight-decay', '5e-4']);
+    expect([shared?.level1.weightDecay, shared?.level2.weightDecay]).toEqual([5e-4, 5e-4]);
+    const own = parseTrainArgs(['--weight-decay', '5e-4', '--level2-weight-decay', '0']);
+    expect([own?.level1.weightDecay, own?.level2.weightDecay]).toEqual([5e-4, 0]);
+    expect(() => parseTrainArgs(['--weight-decay=-1'])).toThrow(/--weight-decay: bad value '-1'/);
+  });
+
   it('the tile preset trains 8 Level-1 epochs, the rate cut tenfold after 6, without colour augmentation, and Level 2 at 3e-3; --level1-step-lr steps Level 1 alone', () => {
     const tile = parseTrainArgs(['--preset', 'tile']);
     expect([tile?.level1.epochs, tile?.level1.colourAugment, tile?.level1.lr, tile?.level2.lr]).toEqual([8, false, 0.001, 0.003]);
