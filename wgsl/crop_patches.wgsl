@@ -3,6 +3,8 @@
 // [px·stride, px·stride + size) × [py·stride, py·stride + size) of an RGB8 interleaved image read as
 // packed u32 words. Output [count, 3, size, size] f32 = byte / 255. Variant v: v & 3 counter-clockwise
 // quarter turns (numpy.rot90 over (H, W)), then if v & 4 a horizontal flip (reverse W).
+// (shift_x, shift_y) moves every patch of the dispatch off its grid origin (random-crop
+// augmentation); the launcher checks that the moved patches stay inside the image.
 // One invocation per output pixel (all three channels).
 
 struct Params {
@@ -15,9 +17,9 @@ struct Params {
   count: u32,     // patches in this chunk
   variant: u32,   // 0..7
   out_base: u32,  // f32 offset of this chunk inside the bound output range
+  shift_x: i32,   // pixels added to every patch origin (0: the grid)
+  shift_y: i32,
   _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -52,8 +54,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     default: { r = s - 1u - j; c = i; }
   }
   let q = p.first + k;
-  let y = (q / p.per_row) * p.stride + r;
-  let x = (q % p.per_row) * p.stride + c;
+  let y = u32(i32((q / p.per_row) * p.stride + r) + p.shift_y);
+  let x = u32(i32((q % p.per_row) * p.stride + c) + p.shift_x);
   let src = (y * p.width + x) * 3u;
   let dst = p.out_base + k * 3u * pix + rem;
   out[dst] = image_byte(src) / 255.0;

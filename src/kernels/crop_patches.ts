@@ -26,6 +26,8 @@ export interface CropOptions {
   variant?: number;
   first?: number;
   count?: number;
+  /** Pixels added to every patch's grid origin (random-crop augmentation); each moved patch must lie inside the image. */
+  shift?: { x: number; y: number };
 }
 
 const WG = 256;
@@ -46,15 +48,25 @@ export function patchGrid(img: ImageSize, p: PatchSpec): { perRow: number; perCo
   return { perRow, perColumn, count: perRow * perColumn };
 }
 
-function resolve(img: ImageSize, p: PatchSpec, opts: CropOptions): { perRow: number; variant: number; first: number; count: number } {
+function resolve(img: ImageSize, p: PatchSpec, opts: CropOptions): { perRow: number; variant: number; first: number; count: number; shift: { x: number; y: number } } {
   const grid = patchGrid(img, p);
-  const { variant = 0, first = 0 } = opts;
+  const { variant = 0, first = 0, shift = { x: 0, y: 0 } } = opts;
   const count = opts.count ?? grid.count - first;
   if (!Number.isInteger(variant) || variant < 0 || variant > 7) throw new RangeError(`crop: variant must be 0..7, got ${variant}`);
   if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > grid.count) {
     throw new RangeError(`crop: patches [${first}, ${first + count}) are outside the ${grid.count} patches of a ${img.width}×${img.height} image`);
   }
-  return { perRow: grid.perRow, variant, first, count };
+  if (!Number.isInteger(shift.x) || !Number.isInteger(shift.y)) throw new RangeError(`crop: shift must be whole pixels, got (${shift.x}, ${shift.y})`);
+  if (shift.x !== 0 || shift.y !== 0) {
+    for (let q = first; q < first + count; q++) {
+      const x = (q % grid.perRow) * p.stride + shift.x;
+      const y = Math.floor(q / grid.perRow) * p.stride + shift.y;
+      if (x < 0 || y < 0 || x + p.size > img.width || y + p.size > img.height) {
+        throw new RangeError(`crop: patch ${q} shifted by (${shift.x}, ${shift.y}) lies at (${x}, ${y}), outside the ${img.width}×${img.height} image`);
+      }
+    }
+  }
+  return { perRow: grid.perRow, variant, first, count, shift };
 }
 
 /**
@@ -62,7 +74,7 @@ function resolve(img: ImageSize, p: PatchSpec, opts: CropOptions): { perRow: num
  * width·height·3 bytes, padded to 4) as f32 [count, 3, size, size]. Returns a new buffer.
  */
 export function cropPatches(rt: Runtime, image: GPUBuffer, img: ImageSize, p: PatchSpec, opts: CropOptions = {}): GPUBuffer {
-  const { perRow, variant, first, count } = resolve(img, p, opts);
+  const { perRow, variant, first, count, shift } = resolve(img, p, opts);
   const imageBytes = roundUp(img.width * img.height * 3, 4);
   rt.assertBindable(`crop image ${img.width}×${img.height} RGB8`, imageBytes);
   const patchBytes = 12 * p.size * p.size;
@@ -77,7 +89,9 @@ export function cropPatches(rt: Runtime, image: GPUBuffer, img: ImageSize, p: Pa
     rt.dispatch(cropKernel, {
       bindings: [{ buffer: image, size: imageBytes }, { buffer: out, offset, size: byteStart - offset + n * patchBytes }],
       uniforms: new Uniforms()
-        .u32(img.width, img.height, p.size, p.stride, perRow, first + start, n, variant, (byteStart - offset) / 4),
+        .u32(img.width, img.height, p.size, p.stride, perRow, first + start, n, variant, (byteStart - offset) / 4)
+        .i32(shift.x, shift.y)
+        .u32(0),
       workgroups: flatWorkgroups(Math.ceil((n * p.size * p.size) / WG), rt.maxWorkgroupsPerDimension),
     });
   }
@@ -86,12 +100,12 @@ export function cropPatches(rt: Runtime, image: GPUBuffer, img: ImageSize, p: Pa
 
 /** The same patches in float64 from the image bytes: the reference for cropPatches. */
 export function cropPatchesRef(image: Uint8Array, img: ImageSize, p: PatchSpec, opts: CropOptions = {}): Float64Array {
-  const { perRow, variant, first, count } = resolve(img, p, opts);
+  const { perRow, variant, first, count, shift } = resolve(img, p, opts);
   const s = p.size;
   const out = new Float64Array(count * 3 * s * s);
   for (let k = 0; k < count; k++) {
-    const x0 = ((first + k) % perRow) * p.stride;
-    const y0 = Math.floor((first + k) / perRow) * p.stride;
+    const x0 = ((first + k) % perRow) * p.stride + shift.x;
+    const y0 = Math.floor((first + k) / perRow) * p.stride + shift.y;
     for (let i = 0; i < s; i++) {
       for (let jOut = 0; jOut < s; jOut++) {
         const j = variant & 4 ? s - 1 - jOut : jOut;

@@ -160,4 +160,6 @@ export const SEED_STREAM = {
   slideSplit: 14,
   /** level2.ts: which flip/rotation variant of each training image's feature maps an epoch uses. */
   level2Variant: 15,
+  /** patch_plan.ts: how far each Level-1 training patch moves off its grid origin (random crops). */
+  patchJitter: 16,
 } as const;

@@ -61,6 +61,8 @@ export interface LevelOptions {
   poolImages?: number;
   /** Level 1: HED stain augmentation strength σ (kernels/augment_hed.ts); 0 or absent: none. */
   hedStrength?: number;
+  /** Level 1: random crops, each training patch moved off its grid origin by up to this many pixels along x and y (default 0). */
+  patchJitter?: number;
   /** Level 1: the original's colour/contrast/brightness augmentation (default true). */
   colourAugment?: boolean;
   /**
@@ -127,7 +129,7 @@ export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, confi
     stepSeed: (epoch, step) => stepSeed(o.seed, epoch, step),
     beforeEpoch: (epoch) => o.checkData?.(`level 1 epoch ${epoch + 1}`),
     batches: (epoch, first) => {
-      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first, poolImages, hedStrength: o.hedStrength ?? 0, colourAugment: o.colourAugment ?? true });
+      const batches = new PatchBatches(rt, train, config, { batchSize: o.batchSize, seed: o.seed, epoch, augment: true, shuffle: true, warn: o.warn, onMismatch: o.onMismatch, startBatch: first, poolImages, hedStrength: o.hedStrength ?? 0, jitter: o.patchJitter ?? 0, colourAugment: o.colourAugment ?? true });
       return { perEpoch: batches.batchesPerEpoch, batches };
     },
     afterTraining: o.bnRecalibrate

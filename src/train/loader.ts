@@ -22,7 +22,7 @@ import { normaliseColour } from '../nn/colour_normalise.ts';
 import { augmentColour, augmentHed } from './augment.ts';
 import type { DatasetImage } from './dataset.ts';
 import { decodeImage, type DecodedImage, type MismatchPolicy } from './decode.ts';
-import { poolPlan, windowPlan, type PatchPlan } from './patch_plan.ts';
+import { jitterShift, poolPlan, windowPlan, type PatchPlan } from './patch_plan.ts';
 
 export interface DecodeSettings {
   /** Images of another size than config.imageSize: resized with a warning (default) or refused. */
@@ -48,6 +48,8 @@ export interface PatchBatchOptions extends DecodeSettings {
   poolImages?: number;
   /** When augmenting: HED stain augmentation strength σ (kernels/augment_hed.ts), 0 (default): none. */
   hedStrength?: number;
+  /** When augmenting: random crops, each patch moved off its grid origin by up to this many pixels along x and y (default 0: the grid). */
+  jitter?: number;
   /** When augmenting: the original's colour/contrast/brightness factors (default true). */
   colourAugment?: boolean;
   /** Images decoded ahead of the one being uploaded (default groupImages, 8 for a pool). */
@@ -75,6 +77,8 @@ export interface PatchBatch {
   factors?: Float32Array;
   /** When HED-augmenting: each patch's [αH, αE, αD, βH, βE, βD]. */
   hed?: Float32Array;
+  /** When augmenting with jitter: each patch's drawn [dx, dy] before clamping to the image (patch_plan.ts jitterShift). */
+  jitter?: Int16Array;
 }
 
 /** Memory held by a loader, for tests and logs; peaks since construction. */
@@ -181,8 +185,8 @@ export class PatchBatches implements AsyncIterable<PatchBatch> {
 
   /** The epoch's patch order (a pure function of seed, epoch, image count and the options). */
   plan(): PatchPlan {
-    const { seed, epoch, augment, shuffle = true, hedStrength = 0 } = this.options;
-    const o = { seed, epoch, augment, shuffle, hedStrength };
+    const { seed, epoch, augment, shuffle = true, hedStrength = 0, jitter = 0 } = this.options;
+    const o = { seed, epoch, augment, shuffle, hedStrength, jitter };
     const n = this.images.length;
     return this.poolImages > 0 ? poolPlan(n, this.patchesPerImage, this.poolImages, o) : windowPlan(n, this.patchesPerImage, this.groupImages, o);
   }
@@ -236,16 +240,19 @@ export class PatchBatches implements AsyncIterable<PatchBatch> {
     const patchBytes = 12 * p * p;
     const img = { width: config.imageSize, height: config.imageSize };
     const variantAt = (t: number) => plan.variant?.[t] ?? 0;
+    const grid = { ...img, ...this.patch, perRow: patchGrid(img, this.patch).perRow };
+    const shiftAt = (t: number) => (plan.jitter ? jitterShift(plan.patch[t] as number, plan.jitter[2 * t] as number, plan.jitter[2 * t + 1] as number, grid) : undefined);
     let x: GPUBuffer | null = null;
     for (let i = 0; i < n; ) {
-      // A run of consecutive patches of one image with one variant is cut by one dispatch.
+      // A run of consecutive patches of one image with one variant (and no jitter) is cut by one dispatch.
       const t = from + i;
       const image = plan.image[t] as number;
       const first = plan.patch[t] as number;
       const variant = variantAt(t);
       let run = 1;
-      while (i + run < n && plan.image[t + run] === image && plan.patch[t + run] === first + run && variantAt(t + run) === variant) run++;
-      const cut = cropPatches(rt, resident.get(image) as GPUBuffer, img, this.patch, { variant, first, count: run });
+      while (!plan.jitter && i + run < n && plan.image[t + run] === image && plan.patch[t + run] === first + run && variantAt(t + run) === variant) run++;
+      const shift = shiftAt(t);
+      const cut = cropPatches(rt, resident.get(image) as GPUBuffer, img, this.patch, { variant, first, count: run, ...(shift ? { shift } : {}) });
       if (run === n) x = cut;
       else {
         x ??= rt.alloc(n * patchBytes, `patch batch [${n}, 3, ${p}, ${p}]`);
@@ -267,6 +274,7 @@ export class PatchBatches implements AsyncIterable<PatchBatch> {
     if (this.options.augment) {
       batch.variant = (plan.variant as Uint8Array).slice(from, to);
       batch.factors = (plan.factors as Float32Array).slice(3 * from, 3 * to);
+      if (plan.jitter) batch.jitter = plan.jitter.slice(2 * from, 2 * to);
       // Stain first (a property of the slide), then the original's colour factors.
       if (plan.hed) {
         batch.hed = plan.hed.slice(6 * from, 6 * to);

@@ -13,7 +13,8 @@
  *   and the next image of the shuffled order enters, so memory stays at `poolImages` images.
  *
  * Each patch position also carries its augmentation (dihedral variant and colour factors) when
- * augmenting, drawn in plan order from its own stream.
+ * augmenting, drawn in plan order from its own stream; HED stain parameters and the random-crop
+ * jitter each come from a stream of their own, so turning one on leaves the other draws unchanged.
  */
 import { mixSeed, Rng, SEED_STREAM } from '../nn/random.ts';
 import { drawAugmentation, drawHed } from './augment.ts';
@@ -30,6 +31,11 @@ export interface PatchPlan {
   factors?: Float32Array;
   /** When augmenting with HED strength > 0: each position's [αH, αE, αD, βH, βE, βD] (6 per position). */
   hed?: Float32Array;
+  /**
+   * When augmenting with jitter > 0: each position's [dx, dy] (2 per position), drawn uniformly
+   * from [−jitter, jitter]; the loader moves the patch by that much, kept inside the image (jitterShift).
+   */
+  jitter?: Int16Array;
 }
 
 export interface PlanOptions {
@@ -40,6 +46,30 @@ export interface PlanOptions {
   shuffle?: boolean;
   /** HED stain augmentation strength σ (kernels/augment_hed.ts); 0 or absent: none. */
   hedStrength?: number;
+  /** Random-crop jitter: the most pixels a patch moves off its grid origin along x and along y; 0 or absent: none. */
+  jitter?: number;
+}
+
+/** Adds each position's random-crop jitter, from its own stream (the other draws are unchanged). */
+function withJitter(plan: PatchPlan, o: PlanOptions): PatchPlan {
+  const most = o.jitter ?? 0;
+  if (!o.augment || most <= 0) return plan;
+  if (!Number.isInteger(most) || most > 0x7fff) throw new RangeError(`patch plan: jitter must be a whole number of pixels up to 32767, got ${most}`);
+  const rng = new Rng(mixSeed(o.seed, SEED_STREAM.patchJitter, o.epoch));
+  const jitter = new Int16Array(2 * plan.image.length);
+  for (let i = 0; i < jitter.length; i++) jitter[i] = rng.below(2 * most + 1) - most;
+  return { ...plan, jitter };
+}
+
+/**
+ * The shift that moves patch `patch` of a grid by the drawn (dx, dy), clamped so the patch stays
+ * inside the image (a patch at the border moves inwards only).
+ */
+export function jitterShift(patch: number, dx: number, dy: number, grid: { perRow: number; stride: number; size: number; width: number; height: number }): { x: number; y: number } {
+  const gx = (patch % grid.perRow) * grid.stride;
+  const gy = Math.floor(patch / grid.perRow) * grid.stride;
+  const clamp = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
+  return { x: clamp(gx + dx, grid.width - grid.size) - gx, y: clamp(gy + dy, grid.height - grid.size) - gy };
 }
 
 /** Adds each position's HED parameters, from their own stream (the other draws are unchanged). */
@@ -86,7 +116,7 @@ export function windowPlan(imageCount: number, patchesPerImage: number, groupIma
       t++;
     }
   }
-  return withHed(plan, o);
+  return withJitter(withHed(plan, o), o);
 }
 
 /**
@@ -150,7 +180,7 @@ export function poolPlan(imageCount: number, patchesPerImage: number, poolImages
       }
     }
   }
-  return withHed(plan, o);
+  return withJitter(withHed(plan, o), o);
 }
 
 /** How close a plan's batches are to iid. */

@@ -85,6 +85,33 @@ describe('cropPatches', () => {
     await checkCrop(await gpu(), small, smallImage, p, opts);
   });
 
+  it('reference: a shift moves the patch origin by (x, y) pixels', () => {
+    const shifted = cropPatchesRef(smallImage, small, { size: 8, stride: 5 }, { first: 6 * 2 + 3, count: 1, shift: { x: -4, y: 3 } });
+    const [x0, y0, i, j] = [15 - 4, 10 + 3, 4, 6];
+    expect(shifted[(1 * 8 + i) * 8 + j]).toBe((smallImage[((y0 + i) * 37 + x0 + j) * 3 + 1] as number) / 255);
+  });
+
+  it.each<[PatchSpec, CropOptions]>([
+    [{ size: 8, stride: 5 }, { variant: 5, first: 15, count: 1, shift: { x: -4, y: 3 } }],
+    [{ size: 8, stride: 5 }, { variant: 2, first: 0, count: 1, shift: { x: 4, y: 4 } }],
+    [{ size: 8, stride: 5 }, { variant: 1, first: 29, count: 1, shift: { x: -25, y: -20 } }],
+    [{ size: 5, stride: 3 }, { variant: 7, first: 20, count: 9, shift: { x: 1, y: -2 } }],
+  ])('shifted patches: %o %o', async (p, opts) => {
+    await checkCrop(await gpu(), small, smallImage, p, opts);
+  });
+
+  it('rejects a shift that moves a patch out of the image, naming it', async () => {
+    const rt = await gpu();
+    const image = rt.upload(smallImage);
+    // 37×29, size 8 stride 5: the last patch of a row lies at x 25..32, of a column at y 20..27.
+    expect(() => cropPatches(rt, image, small, { size: 8, stride: 5 }, { first: 5, count: 1, shift: { x: 5, y: 0 } })).toThrow(/patch 5 shifted by \(5, 0\) lies at \(30, 0\), outside the 37×29 image/);
+    expect(() => cropPatches(rt, image, small, { size: 8, stride: 5 }, { first: 0, count: 1, shift: { x: 0, y: -1 } })).toThrow(/patch 0 shifted by \(0, -1\)/);
+    expect(() => cropPatches(rt, image, small, { size: 8, stride: 5 }, { first: 24, count: 6, shift: { x: 0, y: 2 } })).toThrow(/patch 24 shifted by \(0, 2\) lies at \(0, 22\)/);
+    expect(() => cropPatches(rt, image, small, { size: 8, stride: 5 }, { first: 0, count: 1, shift: { x: 0.5, y: 0 } })).toThrow(/shift must be whole pixels/);
+    rt.release(cropPatches(rt, image, small, { size: 8, stride: 5 }, { first: 24, count: 6, shift: { x: 0, y: 1 } })); // the last row, 1 pixel down: fits
+    rt.release(image);
+  });
+
   it('chunks the output over patches under a lowered binding limit (4 KiB)', async () => {
     const rt = await gpu({ maxBindingBytes: 4096 });
     let before = rt.counters.dispatches;

@@ -14,6 +14,7 @@ import type { Runtime } from '../../src/kernels/runtime.ts';
 import { TINY_CONFIG, type ModelConfig } from '../../src/nn/config.ts';
 import { augmentColourRef } from '../../src/train/augment.ts';
 import type { DatasetImage } from '../../src/train/dataset.ts';
+import { jitterShift } from '../../src/train/patch_plan.ts';
 import { imagePatches, PatchBatches, variantPatchOrder, type PatchBatch, type PatchBatchOptions } from '../../src/train/loader.ts';
 import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
 import { gpu } from '../helpers/gpu.ts';
@@ -61,16 +62,18 @@ async function drain(loader: PatchBatches, each?: (b: PatchBatch, x: Float32Arra
   return { batches, xs };
 }
 
-/** The expected pixels of patch k of image i (variant and factors when augmented). */
-function expectedPatch(i: number, k: number, variant = 0, factors?: ArrayLike<number>): Float64Array {
-  const patch = cropPatchesRef(pixels[i]!, { width: S, height: S }, config.patch, { variant, first: k, count: 1 });
+/** The expected pixels of patch k of image i (variant, colour factors and jitter when augmented). */
+function expectedPatch(i: number, k: number, variant = 0, factors?: ArrayLike<number>, jitter?: ArrayLike<number>): Float64Array {
+  const grid = { width: S, height: S, ...config.patch, perRow: patchGrid({ width: S, height: S }, config.patch).perRow };
+  const shift = jitter ? jitterShift(k, jitter[0]!, jitter[1]!, grid) : { x: 0, y: 0 };
+  const patch = cropPatchesRef(pixels[i]!, { width: S, height: S }, config.patch, { variant, first: k, count: 1, shift });
   return factors ? augmentColourRef(patch, 1, config.patch.size, factors) : patch;
 }
 
 function checkBatchPixels(b: PatchBatch, x: Float32Array): void {
   const n = 3 * config.patch.size ** 2;
   for (let j = 0; j < b.labelsCpu.length; j++) {
-    const expected = expectedPatch(b.imageIndex[j]!, b.patchIndex[j]!, b.variant?.[j], b.factors?.subarray(3 * j, 3 * j + 3));
+    const expected = expectedPatch(b.imageIndex[j]!, b.patchIndex[j]!, b.variant?.[j], b.factors?.subarray(3 * j, 3 * j + 3), b.jitter?.subarray(2 * j, 2 * j + 2));
     expectClose(x.subarray(j * n, (j + 1) * n), expected, { atol: 2e-6, rtol: 0 }, `patch ${j} (image ${b.imageIndex[j]}, patch ${b.patchIndex[j]})`);
   }
 }
@@ -186,6 +189,25 @@ describe('PatchBatches', () => {
     }
     // Batches mix the pool: more distinct images per batch than a window of 3 images would allow early on.
     expect(new Set(whole.batches[0]!.imageIndex).size).toBeGreaterThan(1);
+  });
+
+  it('random crops (jitter): each patch moved by its drawn shift, kept inside the image; resumable; without augmentation the grid', async () => {
+    const rt = await gpu();
+    // 24² images, 8² patches at stride 4: origins 0..16, so a jitter of 6 reaches past the border and is clamped.
+    const o = options({ augment: true, batchSize: 7, epoch: 2, poolImages: 4, jitter: 6 });
+    const whole = await drain(new PatchBatches(rt, images, config, o), checkBatchPixels);
+    checkCoverage(whole.batches);
+    const drawn = whole.batches.flatMap((b) => Array.from(b.jitter!));
+    expect([Math.min(...drawn), Math.max(...drawn)]).toEqual([-6, 6]);
+    const tail = await drain(new PatchBatches(rt, images, config, { ...o, startBatch: 9 }));
+    tail.xs.forEach((x, i) => expectBitwiseEqual(x, whole.xs[9 + i]!, `batch ${9 + i}`));
+    // The same plan without jitter: the same patches and variants, different pixels where a patch moved.
+    const still = await drain(new PatchBatches(rt, images, config, { ...o, jitter: 0 }));
+    expect(still.batches.map((b) => Array.from(b.variant!))).toEqual(whole.batches.map((b) => Array.from(b.variant!)));
+    expect(still.batches[0]!.jitter).toBeUndefined();
+    expect(still.xs.some((x, i) => x.some((v, k) => v !== whole.xs[i]![k]))).toBe(true);
+    const plain = await drain(new PatchBatches(rt, images, config, options({ augment: false, shuffle: false, jitter: 6 })), checkBatchPixels);
+    expect(plain.batches[0]!.jitter).toBeUndefined();
   });
 
   it('releases its image buffers when the consumer stops early', async () => {

@@ -105,6 +105,12 @@ describe('the two-level pipeline', () => {
     expect(() => parseTrainArgs(['--weight-decay=-1'])).toThrow(/--weight-decay: bad value '-1'/);
   });
 
+  it('--patch-jitter sets Level 1\'s random-crop jitter in whole pixels; default 0 (the grid)', () => {
+    expect(parseTrainArgs([])?.level1.patchJitter).toBe(0);
+    expect(parseTrainArgs(['--patch-jitter', '12'])?.level1.patchJitter).toBe(12);
+    expect(() => parseTrainArgs(['--patch-jitter', '2.5'])).toThrow(/--patch-jitter must be an integer ≥ 0, got '2.5'/);
+  });
+
   it('the tile preset trains 8 Level-1 epochs, the rate cut tenfold after 6, without colour augmentation, and Level 2 at 3e-3; --level1-step-lr steps Level 1 alone', () => {
     const tile = parseTrainArgs(['--preset', 'tile']);
     expect([tile?.level1.epochs, tile?.level1.colourAugment, tile?.level1.lr, tile?.level2.lr]).toEqual([8, false, 0.001, 0.003]);

@@ -84,6 +84,9 @@ Options:
                         patches (forward only, equal weights; default ${DEFAULT_BN_RECALIBRATE}); 0 keeps the momentum averages
   --stain-augment S     HED stain augmentation of Level-1 patches (Tellez et al. 2019): per patch and
                         stain, scale in [1−S, 1+S] and shift in [−S, S] (default 0: off)
+  --patch-jitter N      random crops: each Level-1 training patch moves off its grid origin by up to N
+                        pixels along x and y, drawn per patch from the seed and epoch, kept inside
+                        the image (default 0: the grid)
   --level2-augment on|off  Level 2 trains on the feature maps of all 8 flips/rotations of each training
                         image, one drawn per image and epoch (8× the training feature cache; default off)
   --colour-augment on|off  the original's colour/contrast/brightness factors in [1, 2) (default: on; ${TILE_TRAINING.colourAugment} for tile)
@@ -159,6 +162,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     'pool-images': { type: 'string' },
     'bn-recalibrate': { type: 'string' },
     'stain-augment': { type: 'string' },
+    'patch-jitter': { type: 'string' },
     'level2-augment': { type: 'string' },
     'colour-augment': { type: 'string' },
     'colour-normalise': { type: 'string' },
@@ -212,6 +216,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
       weightDecay,
       stepLr: level1StepLr,
       bnRecalibrate: intFlag(values['bn-recalibrate'], 'bn-recalibrate', DEFAULT_BN_RECALIBRATE, 0),
+      patchJitter: intFlag(values['patch-jitter'], 'patch-jitter', 0, 0),
       hedStrength: floatFlag(values['stain-augment'], 'stain-augment', 0, (v) => v >= 0 && v < 1),
       colourAugment: choiceFlag(values['colour-augment'], 'colour-augment', ['on', 'off'] as const, isTile ? TILE_TRAINING.colourAugment : 'on') === 'on',
       ...(values['pool-images'] !== undefined ? { poolImages: intFlag(values['pool-images'], 'pool-images', 0, 0) } : {}),
