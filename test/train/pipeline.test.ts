@@ -111,10 +111,10 @@ describe('the two-level pipeline', () => {
     expect(() => parseTrainArgs(['--patch-jitter', '2.5'])).toThrow(/--patch-jitter must be an integer ≥ 0, got '2.5'/);
   });
 
-  it('the tile preset trains 8 Level-1 epochs, the rate cut tenfold after 6, without colour augmentation, and Level 2 at 3e-3; --level1-step-lr steps Level 1 alone', () => {
+  it('the tile preset trains 10 Level-1 epochs, the rate cut tenfold after 8, without colour augmentation, and Level 2 at 3e-3; --level1-step-lr steps Level 1 alone', () => {
     const tile = parseTrainArgs(['--preset', 'tile']);
-    expect([tile?.level1.epochs, tile?.level1.colourAugment, tile?.level1.lr, tile?.level2.lr]).toEqual([8, false, 0.001, 0.003]);
-    expect([tile?.level1.stepLr, tile?.level2.stepLr]).toEqual([{ step: 6, gamma: 0.1 }, null]);
+    expect([tile?.level1.epochs, tile?.level1.colourAugment, tile?.level1.lr, tile?.level2.lr]).toEqual([10, false, 0.001, 0.003]);
+    expect([tile?.level1.stepLr, tile?.level2.stepLr]).toEqual([{ step: 8, gamma: 0.1 }, null]);
     expect(parseTrainArgs(['--preset', 'tile', '--step-lr', '5'])?.level1.stepLr).toEqual({ step: 5, gamma: 0.1 });
     expect(parseTrainArgs(['--preset', 'tile', '--level1-step-lr', 'off'])?.level1.stepLr).toBeNull();
     expect(parseTrainArgs(['--preset', 'tiny'])?.level1.stepLr).toBeNull();
