@@ -39,8 +39,8 @@ export const DEFAULT_BN_RECALIBRATE = 2048;
  * cut tenfold after epoch 6 of 8 (round 4) reached 93.7/93.5%; 10 epochs with the cut after 8
  * (TILE_TRAINING.level1StepLr), against 8 with the cut after 6 on one kernel table, seeds 0–3:
  * val patches 93.2% against 92.3% on average (higher on all four), val loss lower on all four,
- * Level 2's best validation accuracy 97.3% against 94.6%. A run takes ~20 min here, autotune
- * included (README).
+ * Level 2's best validation accuracy 97.3% against 94.6%. A run takes 23–24 min on this 2-core
+ * machine with another beside it, autotune included (README).
  */
 export const TILE_EPOCHS = { level1: 10, level2: 30 } as const;
 
