@@ -22,6 +22,15 @@ let second: Runtime | null = null;
 afterAll(() => second?.destroy());
 
 describe('data parallelism over devices', () => {
+  it('every replica\'s Adam gets the learning rate and the weight decay (default 0)', async () => {
+    const a = await gpu();
+    const decayed = new Replicated([a], [buildPatchNetwork(a, TINY_CONFIG, 4)], 2e-3, 5e-4);
+    expect(decayed.adams.map((adam) => [adam.lr, adam.options.weightDecay])).toEqual([[2e-3, 5e-4]]);
+    const plain = new Replicated([a], [buildPatchNetwork(a, TINY_CONFIG, 4)], 1e-3);
+    expect(plain.adam.options.weightDecay).toBe(0);
+    [decayed, plain].forEach((r) => r.net.destroy());
+  });
+
   it('a batch of fewer rows than devices: the idle replica gets that batch\'s gradients, not stale ones', async () => {
     const a = await gpu();
     second ??= await createNodeRuntime();
