@@ -48,6 +48,11 @@ export function patchGrid(img: ImageSize, p: PatchSpec): { perRow: number; perCo
   return { perRow, perColumn, count: perRow * perColumn };
 }
 
+/** Top-left pixel of patch `q` of a grid with `perRow` patches per row (y outer, x inner). */
+export function patchOrigin(q: number, perRow: number, stride: number): { x: number; y: number } {
+  return { x: (q % perRow) * stride, y: Math.floor(q / perRow) * stride };
+}
+
 function resolve(img: ImageSize, p: PatchSpec, opts: CropOptions): { perRow: number; variant: number; first: number; count: number; shift: { x: number; y: number } } {
   const grid = patchGrid(img, p);
   const { variant = 0, first = 0, shift = { x: 0, y: 0 } } = opts;
@@ -59,8 +64,8 @@ function resolve(img: ImageSize, p: PatchSpec, opts: CropOptions): { perRow: num
   if (!Number.isInteger(shift.x) || !Number.isInteger(shift.y)) throw new RangeError(`crop: shift must be whole pixels, got (${shift.x}, ${shift.y})`);
   if (shift.x !== 0 || shift.y !== 0) {
     for (let q = first; q < first + count; q++) {
-      const x = (q % grid.perRow) * p.stride + shift.x;
-      const y = Math.floor(q / grid.perRow) * p.stride + shift.y;
+      const origin = patchOrigin(q, grid.perRow, p.stride);
+      const [x, y] = [origin.x + shift.x, origin.y + shift.y];
       if (x < 0 || y < 0 || x + p.size > img.width || y + p.size > img.height) {
         throw new RangeError(`crop: patch ${q} shifted by (${shift.x}, ${shift.y}) lies at (${x}, ${y}), outside the ${img.width}×${img.height} image`);
       }
@@ -104,8 +109,8 @@ export function cropPatchesRef(image: Uint8Array, img: ImageSize, p: PatchSpec, 
   const s = p.size;
   const out = new Float64Array(count * 3 * s * s);
   for (let k = 0; k < count; k++) {
-    const x0 = ((first + k) % perRow) * p.stride + shift.x;
-    const y0 = Math.floor((first + k) / perRow) * p.stride + shift.y;
+    const origin = patchOrigin(first + k, perRow, p.stride);
+    const [x0, y0] = [origin.x + shift.x, origin.y + shift.y];
     for (let i = 0; i < s; i++) {
       for (let jOut = 0; jOut < s; jOut++) {
         const j = variant & 4 ? s - 1 - jOut : jOut;

@@ -16,6 +16,7 @@
  * augmenting, drawn in plan order from its own stream; HED stain parameters and the random-crop
  * jitter each come from a stream of their own, so turning one on leaves the other draws unchanged.
  */
+import { patchOrigin } from '../kernels/crop_patches.ts';
 import { mixSeed, Rng, SEED_STREAM } from '../nn/random.ts';
 import { drawAugmentation, drawHed } from './augment.ts';
 
@@ -66,10 +67,9 @@ function withJitter(plan: PatchPlan, o: PlanOptions): PatchPlan {
  * inside the image (a patch at the border moves inwards only).
  */
 export function jitterShift(patch: number, dx: number, dy: number, grid: { perRow: number; stride: number; size: number; width: number; height: number }): { x: number; y: number } {
-  const gx = (patch % grid.perRow) * grid.stride;
-  const gy = Math.floor(patch / grid.perRow) * grid.stride;
+  const g = patchOrigin(patch, grid.perRow, grid.stride);
   const clamp = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
-  return { x: clamp(gx + dx, grid.width - grid.size) - gx, y: clamp(gy + dy, grid.height - grid.size) - gy };
+  return { x: clamp(g.x + dx, grid.width - grid.size) - g.x, y: clamp(g.y + dy, grid.height - grid.size) - g.y };
 }
 
 /** Adds each position's HED parameters, from their own stream (the other draws are unchanged). */
