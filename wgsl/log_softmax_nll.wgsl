@@ -1,13 +1,18 @@
-// Negative log-likelihood on log-probabilities and the fused backward of NLL(log_softmax(z)).
-// `nll_rows`: loss_i = −logp[i, t_i] / n (the launcher sums them with reduce_sum.wgsl: the mean).
-// `backward`: dz[i,j] = scale · (exp(logp[i,j]) − [j = t_i]), scale = dLoss / n, since
-// ∂/∂z_j (−log softmax(z)_t) = softmax(z)_j − [j = t]. A target ≥ c gives NaN (as a visible error).
+// Negative log-likelihood on log-probabilities and the fused backward of NLL(log_softmax(z)),
+// with optional label smoothing ε (torch's CrossEntropyLoss(label_smoothing=ε)): the target is
+// q = (1 − ε)·onehot(t) + ε/c, and the loss −Σ_j q_j·logp_j.
+// `nll_rows`: loss_i = −((1 − ε)·logp[i, t_i] + (ε/c)·Σ_j logp[i, j]) / n (the launcher sums them
+// with reduce_sum.wgsl: the mean).
+// `backward`: dz[i,j] = scale · (exp(logp[i,j]) − q[i,j]), scale = dLoss / n, since
+// ∂/∂z_j (−Σ_k q_k log softmax(z)_k) = softmax(z)_j − q_j (Σ_k q_k = 1). A target ≥ c gives NaN
+// (as a visible error).
 
 struct Params {
   n: u32,      // rows
   c: u32,      // classes
   scale: f32,  // 1/n (nll_rows) or dLoss/n (backward)
   invalid: f32,  // NaN, written for a target ≥ c (a NaN constant is a WGSL compile error)
+  smoothing: f32,  // ε in [0, 1)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -24,7 +29,13 @@ fn nll_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   if (i >= p.n) { return; }
   let t = targets[i];
   if (t >= p.c) { out[i] = p.invalid; return; }
-  out[i] = -logp[i * p.c + t] * p.scale;
+  var loss = -logp[i * p.c + t];
+  if (p.smoothing != 0.0) {
+    var total = 0.0;
+    for (var j = 0u; j < p.c; j++) { total += logp[i * p.c + j]; }
+    loss = (1.0 - p.smoothing) * loss - p.smoothing * total / f32(p.c);
+  }
+  out[i] = loss * p.scale;
 }
 
 @compute @workgroup_size(WG)
@@ -37,5 +48,6 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let t = targets[i];
   if (t >= p.c) { out[k] = p.invalid; return; }
   let onehot = select(0.0, 1.0, j == t);
-  out[k] = p.scale * (exp(logp[k]) - onehot);
+  let q = select((1.0 - p.smoothing) * onehot + p.smoothing / f32(p.c), onehot, p.smoothing == 0.0);
+  out[k] = p.scale * (exp(logp[k]) - q);
 }

@@ -196,17 +196,18 @@ export function logSoftmax(logits: Tensor): Tensor {
 }
 
 /**
- * log_softmax then mean NLL loss against `targets` (u32 class indices, one per row). Returns the
- * log-probabilities (no gradient through them) and the scalar loss, whose backward is the fused
- * (softmax − onehot)/n.
+ * log_softmax then mean NLL loss against `targets` (u32 class indices, one per row), optionally
+ * with label smoothing ε (torch's cross-entropy `label_smoothing`). Returns the log-probabilities
+ * (no gradient through them) and the scalar loss, whose backward is the fused (softmax − q)/n,
+ * q the (smoothed) one-hot target.
  */
-export function logSoftmaxNllLoss(logits: Tensor, targets: GPUBuffer, tape: Tape | null): { logp: Tensor; loss: Tensor } {
+export function logSoftmaxNllLoss(logits: Tensor, targets: GPUBuffer, tape: Tape | null, smoothing = 0): { logp: Tensor; loss: Tensor } {
   if (logits.shape.length !== 2) throw new Error(`logSoftmaxNllLoss: expected [n, classes], got ${formatShape(logits.shape)}`);
   const [n, classes] = logits.shape as [number, number];
   const s = { n, classes };
   const rt = logits.rt;
   const logp = logSoftmax(logits);
-  const loss = new Tensor(rt, nllLossForward(rt, logp.buffer, targets, s), [1], 'loss');
+  const loss = new Tensor(rt, nllLossForward(rt, logp.buffer, targets, s, smoothing), [1], 'loss');
   if (tape?.wants([logits])) {
     const lps = logp.retain();
     tape.record({
@@ -216,7 +217,7 @@ export function logSoftmaxNllLoss(logits: Tensor, targets: GPUBuffer, tape: Tape
       saved: [lps],
       backward: (_dLoss, rootScale) => {
         if (rootScale === null) throw new Error('logSoftmaxNllLoss: its loss must be the tensor backward() starts from');
-        return [new Tensor(rt, logSoftmaxNllBackward(rt, lps.buffer, targets, s, rootScale), logits.shape, 'dlogits')];
+        return [new Tensor(rt, logSoftmaxNllBackward(rt, lps.buffer, targets, s, rootScale, smoothing), logits.shape, 'dlogits')];
       },
     });
   }

@@ -33,6 +33,8 @@ export interface LevelOptions {
   lr: number;
   /** Adam's L2 weight decay (torch.optim.Adam's weight_decay; default 0). */
   weightDecay?: number;
+  /** Label smoothing ε of the training loss (torch's cross-entropy `label_smoothing`; default 0). */
+  labelSmoothing?: number;
   seed: number;
   logInterval: number;
   /** StepLR(step, gamma); null for a constant learning rate. */
@@ -116,7 +118,7 @@ export async function evaluatePatches(rt: Runtime, net: TwoPartNetwork, images: 
  */
 export async function trainLevel1(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: DatasetImage[], val: DatasetImage[], o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[] }> {
   const rt = rts[0] as Runtime;
-  const model = new Replicated(rts, rts.map((r) => buildPatchNetwork(r, config, o.seed)), o.lr, o.weightDecay ?? 0);
+  const model = new Replicated(rts, rts.map((r) => buildPatchNetwork(r, config, o.seed)), o.lr, o.weightDecay ?? 0, o.labelSmoothing ?? 0);
   const { net } = model;
   const poolImages = level1PoolImages(o, config, rt.maxMemoryBytes);
   const epochs = await trainEpochs({

@@ -75,7 +75,7 @@ export async function evaluateImages(rt: Runtime, net: TwoPartNetwork, split: Fe
  */
 export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: readonly FeatureSplit[], val: FeatureSplit, level1Hash: string, o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
   const rt = rts[0] as Runtime;
-  const model = new Replicated(rts, rts.map((r) => buildImageNetwork(r, config, o.seed + 1)), o.lr, o.weightDecay ?? 0);
+  const model = new Replicated(rts, rts.map((r) => buildImageNetwork(r, config, o.seed + 1)), o.lr, o.weightDecay ?? 0, o.labelSmoothing ?? 0);
   const { net } = model;
   let best: EpochSummary | null = null;
   const epochs = await trainEpochs({

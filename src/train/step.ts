@@ -53,14 +53,15 @@ function countCorrect(logp: Float32Array, labels: ArrayLike<number>, classes: nu
  * the loss or a gradient throws a NonFiniteError (policy 'stop') or skips the batch ('skip'); either
  * way Adam does not step and, when skipping, the BatchNorm running statistics are put back.
  * With `reduce`, `x` is this replica's shard; the returned loss is the whole batch's, `correct`
- * and `count` the shard's.
+ * and `count` the shard's. `labelSmoothing` ε trains against (1 − ε)·onehot + ε/classes (the
+ * returned loss is that smoothed loss).
  */
-export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labels: GPUBuffer, labelsCpu: ArrayLike<number>, seed: number, where: string, onNonFinite: NonFinitePolicy = 'stop', reduce?: GradientReduce): Promise<StepResult> {
+export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labels: GPUBuffer, labelsCpu: ArrayLike<number>, seed: number, where: string, onNonFinite: NonFinitePolicy = 'stop', reduce?: GradientReduce, labelSmoothing = 0): Promise<StepResult> {
   adam.zeroGrad();
   const snapshot = onNonFinite === 'skip' ? new BufferSnapshot(x.rt, net) : null;
   const tape = new Tape();
   const logits = net.forward(x, { tape, seed });
-  const { logp, loss } = logSoftmaxNllLoss(logits, labels, tape);
+  const { logp, loss } = logSoftmaxNllLoss(logits, labels, tape, labelSmoothing);
   logits.release();
   tape.backward(loss, reduce?.share);
   if (reduce) await reduce.gradients();

@@ -1,4 +1,7 @@
-/** Log-softmax, NLL loss and the fused backward against the float64 references; the backward reference against finite differences. */
+/**
+ * Log-softmax, NLL loss (plain and label-smoothed) and the fused backward against the float64
+ * references; the backward reference against finite differences.
+ */
 import { describe, expect, it } from 'vitest';
 import {
   logSoftmaxForward,
@@ -28,7 +31,7 @@ function logitsFor(s: ClassShape, scale: number, spikes: boolean): Float32Array 
 }
 
 /** Forward, loss and fused backward on the GPU against the references, twice for bitwise repeatability. */
-async function checkHead(s: ClassShape, scale: number, spikes: boolean, dLoss: number): Promise<void> {
+async function checkHead(s: ClassShape, scale: number, spikes: boolean, dLoss: number, smoothing = 0): Promise<void> {
   const rt = await gpu();
   const inUse = rt.poolStats().inUseBytes;
   const zs = logitsFor(s, scale, spikes);
@@ -36,28 +39,31 @@ async function checkHead(s: ClassShape, scale: number, spikes: boolean, dLoss: n
   const z = rt.upload(zs);
   const t = rt.upload(ts);
   const logp = logSoftmaxForward(rt, z, s);
-  const loss = [nllLossForward(rt, logp, t, s), nllLossForward(rt, logp, t, s)];
-  const dz = [logSoftmaxNllBackward(rt, logp, t, s, dLoss), logSoftmaxNllBackward(rt, logp, t, s, dLoss)];
+  const loss = [nllLossForward(rt, logp, t, s, smoothing), nllLossForward(rt, logp, t, s, smoothing)];
+  const dz = [logSoftmaxNllBackward(rt, logp, t, s, dLoss, smoothing), logSoftmaxNllBackward(rt, logp, t, s, dLoss, smoothing)];
   const logpGpu = await rt.readF32(logp, s.n * s.classes);
   const logpRef = logSoftmaxForwardRef(zs, s);
   expect(logpGpu.every(Number.isFinite), 'logp finite').toBe(true);
   expectClose(logpGpu, logpRef, { atol: 2e-6, rtol: 1e-6 }, 'logp');
   const [l0, l1] = [await rt.readF32(loss[0]!, 1), await rt.readF32(loss[1]!, 1)];
-  expectClose(l0, nllLossForwardRef(logpRef, ts, s), { atol: 2e-6, rtol: 1e-6 }, 'loss');
+  // Smoothing sums every class's logp: with ±1000 spikes the row sum reaches ~1e3·classes, so the
+  // float32 sum's rounding scales with it.
+  const lossAtol = smoothing && spikes ? 2e-6 * 1000 * s.classes : 2e-6;
+  expectClose(l0, nllLossForwardRef(logpRef, ts, s, smoothing), { atol: lossAtol, rtol: 1e-6 }, 'loss');
   expectBitwiseEqual(l0, l1, 'loss');
   const [d0, d1] = [await rt.readF32(dz[0]!, s.n * s.classes), await rt.readF32(dz[1]!, s.n * s.classes)];
-  expectClose(d0, logSoftmaxNllBackwardRef(logpRef, ts, s, dLoss), { atol: 1e-7, rtol: 1e-5 }, 'dz');
+  expectClose(d0, logSoftmaxNllBackwardRef(logpRef, ts, s, dLoss, smoothing), { atol: 1e-7, rtol: 1e-5 }, 'dz');
   expectBitwiseEqual(d0, d1, 'dz');
   [z, t, logp, ...loss, ...dz].forEach((buf) => rt.release(buf));
   expect(rt.poolStats().inUseBytes, 'temporaries released').toBe(inUse);
 }
 
-/** The fused backward reference against central differences of dLoss·NLL(log_softmax(z)). */
-function checkReferenceGradient(s: ClassShape, dLoss: number): void {
+/** The fused backward reference against central differences of dLoss·NLL(log_softmax(z)), optionally label-smoothed. */
+function checkReferenceGradient(s: ClassShape, dLoss: number, smoothing = 0): void {
   const z = Float64Array.from(logitsFor(s, 3, false));
   const t = targetsFor(s, 7 * s.n + s.classes);
-  const loss = (v: Float64Array) => dLoss * (nllLossForwardRef(logSoftmaxForwardRef(v, s), t, s)[0] as number);
-  const analytic = logSoftmaxNllBackwardRef(logSoftmaxForwardRef(z, s), t, s, dLoss);
+  const loss = (v: Float64Array) => dLoss * (nllLossForwardRef(logSoftmaxForwardRef(v, s), t, s, smoothing)[0] as number);
+  const analytic = logSoftmaxNllBackwardRef(logSoftmaxForwardRef(z, s), t, s, dLoss, smoothing);
   expectClose(analytic, numericGradient(loss, z), { atol: 1e-8, rtol: 1e-6 }, 'dz');
 }
 
@@ -81,6 +87,43 @@ describe('log-softmax and NLL loss', () => {
     [cls(3, 2), 0.5],
     [cls(4, 5), 1.7],
   ])('fused backward reference matches finite differences: %o dLoss=%s', checkReferenceGradient);
+
+  it.each([
+    [cls(1, 4), 4, false, 1, 0.1],
+    [cls(16, 4), 4, false, 1, 0.1],
+    [cls(5, 7), 10, false, 0.37, 0.25],
+    [cls(3, 1000), 20, false, 1, 0.05],
+    [cls(130, 3), 2, false, -2, 0.9],
+    [cls(9, 5), 50, true, 1, 0.1],
+  ])('label-smoothed loss and fused backward match the reference: %o scale=%s spikes=%s dLoss=%s smoothing=%s', checkHead);
+
+  it.each([
+    [cls(1, 4), 1, 0.1],
+    [cls(3, 2), 0.5, 0.3],
+    [cls(4, 5), 1.7, 0.99],
+  ])('label-smoothed backward reference matches finite differences: %o dLoss=%s smoothing=%s', checkReferenceGradient);
+
+  it('label smoothing ε: the loss is (1 − ε)·NLL + ε·mean of −logp over classes; 0 is bitwise the plain loss; outside [0, 1) refused', async () => {
+    const rt = await gpu();
+    const s = cls(6, 4);
+    const z = rt.upload(logitsFor(s, 5, false));
+    const t = rt.upload(targetsFor(s, 3));
+    const logp = logSoftmaxForward(rt, z, s);
+    const logpValues = await rt.readF32(logp, s.n * s.classes);
+    const plainNll = nllLossForwardRef(logpValues, await rt.readU32(t, s.n), s)[0] as number;
+    const meanNegLogp = -logpValues.reduce((a, v) => a + v, 0) / (s.n * s.classes);
+    const smoothed = nllLossForward(rt, logp, t, s, 0.2);
+    expect((await rt.readF32(smoothed, 1))[0]).toBeCloseTo(0.8 * plainNll + 0.2 * meanNegLogp, 5);
+    const [plain, zero] = [nllLossForward(rt, logp, t, s), nllLossForward(rt, logp, t, s, 0)];
+    expectBitwiseEqual(await rt.readF32(zero, 1), await rt.readF32(plain, 1), 'loss at ε = 0');
+    const [dPlain, dZero] = [logSoftmaxNllBackward(rt, logp, t, s), logSoftmaxNllBackward(rt, logp, t, s, 1, 0)];
+    expectBitwiseEqual(await rt.readF32(dZero, 24), await rt.readF32(dPlain, 24), 'dz at ε = 0');
+    for (const bad of [-0.1, 1, NaN]) {
+      expect(() => nllLossForward(rt, logp, t, s, bad)).toThrow(/label smoothing must be in \[0, 1\)/);
+      expect(() => logSoftmaxNllBackward(rt, logp, t, s, 1, bad)).toThrow(/label smoothing must be in \[0, 1\)/);
+    }
+    [z, t, logp, smoothed, plain, zero, dPlain, dZero].forEach((buf) => rt.release(buf));
+  });
 
   it('gives NaN for a target outside the classes', async () => {
     const rt = await gpu();

@@ -13,6 +13,8 @@ import { logSoftmaxNllLoss } from '../../src/nn/ops.ts';
 import { Tape } from '../../src/nn/tape.ts';
 import { Tensor } from '../../src/nn/tensor.ts';
 import { Replicated, shardRows } from '../../src/train/data_parallel.ts';
+import { predictBatch } from '../../src/train/step.ts';
+import { nllLossForwardRef } from '../../src/kernels/log_softmax_nll.ts';
 import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
 import { gpu } from '../helpers/gpu.ts';
 import { randomArray } from '../helpers/random.ts';
@@ -29,6 +31,30 @@ describe('data parallelism over devices', () => {
     const plain = new Replicated([a], [buildPatchNetwork(a, TINY_CONFIG, 4)], 1e-3);
     expect(plain.adam.options.weightDecay).toBe(0);
     [decayed, plain].forEach((r) => r.net.destroy());
+  });
+
+  it('a step trains against the label-smoothed target it was given, on one device and on two', async () => {
+    const a = await gpu();
+    second ??= await createNodeRuntime();
+    const n = 4;
+    const labels = Uint32Array.of(0, 3, 1, 3);
+    const x = Tensor.fromArray(a, randomArray(n * 3 * size * size, 11, 0, 1), [n, 3, size, size]);
+    const t = a.upload(labels);
+    const reference = buildPatchNetwork(a, TINY_CONFIG, 4).eval();
+    const logp = await predictBatch(reference, x);
+    const classes = logp.length / n;
+    for (const runtimes of [[a], [a, second]]) {
+      // lr 0 and eval mode: the step's loss is the smoothed loss of the reference network's logp.
+      const model = new Replicated(runtimes, runtimes.map((r) => buildPatchNetwork(r, TINY_CONFIG, 4)), 0, 0, 0.3);
+      model.replicas.forEach((r) => r.eval());
+      const { loss } = await model.step(x, t, labels, 0, 'smoothed step');
+      expect(loss, `${runtimes.length} device(s)`).toBeCloseTo(nllLossForwardRef(logp, labels, { n, classes }, 0.3)[0] as number, 5);
+      expect(Math.abs(loss - (nllLossForwardRef(logp, labels, { n, classes })[0] as number)), 'differs from the plain loss').toBeGreaterThan(1e-3);
+      model.replicas.forEach((r) => r.destroy());
+    }
+    reference.destroy();
+    x.release();
+    a.release(t);
   });
 
   it('a batch of fewer rows than devices: the idle replica gets that batch\'s gradients, not stale ones', async () => {

@@ -105,6 +105,16 @@ describe('the two-level pipeline', () => {
     expect(() => parseTrainArgs(['--weight-decay=-1'])).toThrow(/--weight-decay: bad value '-1'/);
   });
 
+  it('--label-smoothing sets both levels\' smoothing unless --level2-label-smoothing sets Level 2\'s; default 0', () => {
+    const none = parseTrainArgs([]);
+    expect([none?.level1.labelSmoothing, none?.level2.labelSmoothing]).toEqual([0, 0]);
+    const shared = parseTrainArgs(['--label-smoothing', '0.1']);
+    expect([shared?.level1.labelSmoothing, shared?.level2.labelSmoothing]).toEqual([0.1, 0.1]);
+    const own = parseTrainArgs(['--label-smoothing', '0.1', '--level2-label-smoothing', '0']);
+    expect([own?.level1.labelSmoothing, own?.level2.labelSmoothing]).toEqual([0.1, 0]);
+    expect(() => parseTrainArgs(['--label-smoothing', '1'])).toThrow(/--label-smoothing: bad value '1'/);
+  });
+
   it('--patch-jitter sets Level 1\'s random-crop jitter in whole pixels; default 0 (the grid)', () => {
     expect(parseTrainArgs([])?.level1.patchJitter).toBe(0);
     expect(parseTrainArgs(['--patch-jitter', '12'])?.level1.patchJitter).toBe(12);

@@ -76,6 +76,9 @@ Options:
   --level2-lr X         Adam learning rate of Level 2 (default: --lr; ${TILE_TRAINING.level2Lr} for tile)
   --weight-decay X      Adam's L2 weight decay of Level 1 (torch.optim.Adam's weight_decay; default 0)
   --level2-weight-decay X  of Level 2 (default: --weight-decay)
+  --label-smoothing E   Level 1 trains against (1−E)·onehot + E/classes (torch's cross-entropy
+                        label_smoothing; default 0)
+  --level2-label-smoothing E  of Level 2 (default: --label-smoothing)
   --step-lr N[:GAMMA]   StepLR every N epochs (default gamma 0.1; off by default)
   --level1-step-lr N[:GAMMA]|off  StepLR of Level 1 only (default: --step-lr; without either, ${TILE_TRAINING.level1StepLr.step}:${TILE_TRAINING.level1StepLr.gamma} for tile)
   --seed S              seed of weights, shuffling, augmentation and dropout (default 0)
@@ -158,6 +161,8 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     'level2-lr': { type: 'string' },
     'weight-decay': { type: 'string' },
     'level2-weight-decay': { type: 'string' },
+    'label-smoothing': { type: 'string' },
+    'level2-label-smoothing': { type: 'string' },
     'step-lr': { type: 'string' },
     'level1-step-lr': { type: 'string' },
     seed: { type: 'string' },
@@ -195,6 +200,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
   const level1StepLr = stepLrFlag(values['level1-step-lr'], 'level1-step-lr', tileStepLr ?? stepLr);
   const warn = (m: string) => console.warn(`warning: ${m}`);
   const weightDecay = floatFlag(values['weight-decay'], 'weight-decay', 0, (v) => v >= 0);
+  const labelSmoothing = floatFlag(values['label-smoothing'], 'label-smoothing', 0, (v) => v >= 0 && v < 1);
   const { gpuMemoryBytes, ...reliability } = reliabilityOptions(values);
   const common = {
     ...reliability,
@@ -216,6 +222,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
       ...common,
       epochs: intFlag(values.epochs, 'epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level1 : 4),
       weightDecay,
+      labelSmoothing,
       stepLr: level1StepLr,
       bnRecalibrate: intFlag(values['bn-recalibrate'], 'bn-recalibrate', DEFAULT_BN_RECALIBRATE, 0),
       patchJitter: intFlag(values['patch-jitter'], 'patch-jitter', 0, 0),
@@ -227,6 +234,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
       ...common,
       lr: floatFlag(values['level2-lr'], 'level2-lr', isTile ? TILE_TRAINING.level2Lr : common.lr),
       weightDecay: floatFlag(values['level2-weight-decay'], 'level2-weight-decay', weightDecay, (v) => v >= 0),
+      labelSmoothing: floatFlag(values['level2-label-smoothing'], 'level2-label-smoothing', labelSmoothing, (v) => v >= 0 && v < 1),
       epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level2 : 60),
       featureVariants: choiceFlag(values['level2-augment'], 'level2-augment', ['on', 'off'] as const, 'off') === 'on',
     },
