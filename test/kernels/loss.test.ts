@@ -17,6 +17,7 @@ import { expectBitwiseEqual, expectClose } from '../helpers/check.ts';
 import { numericGradient } from '../helpers/gradcheck.ts';
 import { gpu } from '../helpers/gpu.ts';
 import { randomArray, rng } from '../helpers/random.ts';
+import { readFileSync } from 'node:fs';
 
 function targetsFor(s: ClassShape, seed: number): Uint32Array {
   const next = rng(seed);
@@ -102,6 +103,25 @@ describe('log-softmax and NLL loss', () => {
     [cls(3, 2), 0.5, 0.3],
     [cls(4, 5), 1.7, 0.99],
   ])('label-smoothed backward reference matches finite differences: %o dLoss=%s smoothing=%s', checkReferenceGradient);
+
+  it('label-smoothed loss and gradient match torch\'s cross_entropy(label_smoothing=ε) (fixture from tools/make-loss-golden.py)', async () => {
+    const rt = await gpu();
+    const fixture = JSON.parse(readFileSync(new URL('../fixtures/label-smoothing-torch.json', import.meta.url), 'utf8')) as {
+      cases: { n: number; classes: number; smoothing: number; logits: number[]; targets: number[]; loss: number; grad: number[] }[];
+    };
+    expect(fixture.cases.length).toBeGreaterThan(0);
+    for (const c of fixture.cases) {
+      const s = cls(c.n, c.classes);
+      const z = rt.upload(Float32Array.from(c.logits));
+      const t = rt.upload(Uint32Array.from(c.targets));
+      const logp = logSoftmaxForward(rt, z, s);
+      const loss = nllLossForward(rt, logp, t, s, c.smoothing);
+      const dz = logSoftmaxNllBackward(rt, logp, t, s, 1, c.smoothing);
+      expectClose(await rt.readF32(loss, 1), [c.loss], { atol: 1e-5, rtol: 1e-5 }, `loss, ${JSON.stringify(s)} ε=${c.smoothing}`);
+      expectClose(await rt.readF32(dz, c.n * c.classes), c.grad, { atol: 1e-6, rtol: 1e-5 }, `dz, ${JSON.stringify(s)} ε=${c.smoothing}`);
+      [z, t, logp, loss, dz].forEach((buf) => rt.release(buf));
+    }
+  });
 
   it('label smoothing ε: the loss is (1 − ε)·NLL + ε·mean of −logp over classes; 0 is bitwise the plain loss; outside [0, 1) refused', async () => {
     const rt = await gpu();
