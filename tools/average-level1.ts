@@ -40,13 +40,18 @@ const warn = (m: string) => console.warn(`warning: ${m}`);
 const rt = await createNodeRuntime();
 installKernelChoices(rt, parseKernelChoicesFile(readFileSync(join(src, 'kernels.json'), 'utf8'), join(src, 'kernels.json')).choices, join(src, 'kernels.json'));
 
+/** Epoch `epoch`'s Level-1 checkpoint: in checkpoints/ (the newest three) or kept/ (copies a screen made of every epoch's). */
+function epochCheckpoint(epoch: number): string {
+  const name = `level1-epoch-${String(epoch).padStart(4, '0')}.safetensors`;
+  for (const dir of ['checkpoints', 'kept']) if (listCheckpoints(join(src, dir), 'level1').includes(name)) return join(src, dir, name);
+  throw new Error(`${src}: no Level-1 checkpoint of epoch ${epoch} in checkpoints/ or kept/`);
+}
+
 // Sum the parameters (not the BatchNorm buffers: they are recomputed) in float64.
 const isBuffer = (name: string) => /\.(running_mean|running_var|num_batches_tracked)$/.test(name);
 const sums = new Map<string, { shape: number[]; sum: Float64Array }>();
 for (const epoch of epochs) {
-  const name = listCheckpoints(join(src, 'checkpoints'), 'level1').find((n) => n === `level1-epoch-${String(epoch).padStart(4, '0')}.safetensors`);
-  if (!name) throw new Error(`${src}/checkpoints: no Level-1 checkpoint of epoch ${epoch} (only the newest three are kept)`);
-  const { file } = readCheckpoint(join(src, 'checkpoints', name));
+  const { file } = readCheckpoint(epochCheckpoint(epoch));
   for (const [key, entry] of file.tensors) {
     if (key.startsWith('optim.') || isBuffer(key) || entry.dtype !== 'F32') continue;
     const values32 = entryToFloat32(entry, key);
@@ -56,7 +61,7 @@ for (const epoch of epochs) {
   }
 }
 // The last checkpoint's entries (its BatchNorm buffers are overwritten by the recalibration), averaged parameters in place.
-const averaged = new Map<string, TensorEntry>([...readCheckpoint(join(src, 'checkpoints', `level1-epoch-${String(last).padStart(4, '0')}.safetensors`)).file.tensors].filter(([k]) => !k.startsWith('optim.')));
+const averaged = new Map<string, TensorEntry>([...readCheckpoint(epochCheckpoint(last)).file.tensors].filter(([k]) => !k.startsWith('optim.')));
 for (const [key, { shape, sum }] of sums) averaged.set(key, { dtype: 'F32', shape, data: new Uint8Array(Float32Array.from(sum, (s) => s / epochs.length).buffer) });
 
 const net = buildPatchNetwork(rt, config, info.seed);
@@ -64,7 +69,7 @@ const adam = new Adam(net.parameters(), { lr: 1e-3 });
 const lastDir = join(out, 'from');
 mkdirSync(lastDir, { recursive: true });
 const lastName = `level1-epoch-${String(last).padStart(4, '0')}.safetensors`;
-copyFileSync(join(src, 'checkpoints', lastName), join(lastDir, lastName));
+copyFileSync(epochCheckpoint(last), join(lastDir, lastName));
 const state = loadLatestCheckpoint(lastDir, 'level1', net, adam, warn);
 if (!state) throw new Error(`${lastDir}: the copied checkpoint did not load`);
 const decode = { warn, onMismatch: 'resize' as const };
