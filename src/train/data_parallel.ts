@@ -103,7 +103,7 @@ export class Replicated {
    * `trainStep` on its shard with a GradientReduce that joins them.
    */
   async step(x: Tensor, labels: GPUBuffer, labelsCpu: Uint32Array, seed: number, where: string, onNonFinite: NonFinitePolicy = 'stop'): Promise<StepResult> {
-    if (this.replicas.length === 1) return trainStep(this.net, this.adam, x, labels, labelsCpu, seed, where, onNonFinite, undefined, this.labelSmoothing);
+    if (this.replicas.length === 1) return trainStep(this.net, this.adam, x, labels, labelsCpu, seed, where, { onNonFinite, labelSmoothing: this.labelSmoothing });
     const n = labelsCpu.length;
     const rowSize = x.size / n;
     const all = await x.read();
@@ -119,7 +119,7 @@ export class Replicated {
         const ts = rt.upload(labelsCpu.slice(start, end), 'shard labels');
         const reduce: GradientReduce = { share: (end - start) / n, gradients: () => gradients.arrive(k, null), loss: (value) => losses.arrive(k, value) };
         try {
-          return await trainStep(this.replicas[k] as TwoPartNetwork, this.adams[k] as Adam, xs, ts, labelsCpu.slice(start, end), seed, where, onNonFinite, reduce, this.labelSmoothing);
+          return await trainStep(this.replicas[k] as TwoPartNetwork, this.adams[k] as Adam, xs, ts, labelsCpu.slice(start, end), seed, where, { onNonFinite, reduce, labelSmoothing: this.labelSmoothing });
         } catch (e) {
           [gradients, losses].forEach((r) => r.fail(e)); // the other replicas stop waiting for this one
           throw e;

@@ -55,7 +55,7 @@ export async function measureStep(rt: Runtime, probe: StepProbe, n: number): Pro
     adam = new Adam(net.parameters(), { lr: 0 });
     x = Tensor.zeros(rt, [n, ...probe.sampleShape], 'memory probe input');
     const labels = rt.upload(new Uint32Array(n), 'memory probe labels');
-    await trainStep(net, adam, x, labels, new Uint32Array(n), 0, `${probe.level} memory probe`, 'skip');
+    await trainStep(net, adam, x, labels, new Uint32Array(n), 0, `${probe.level} memory probe`, { onNonFinite: 'skip' });
     rt.release(labels);
     await rt.sync();
     const stats = rt.poolStats();

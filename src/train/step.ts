@@ -48,15 +48,25 @@ function countCorrect(logp: Float32Array, labels: ArrayLike<number>, classes: nu
   return rows(logp, classes).reduce((n, row, i) => n + (argmax(row) === labels[i] ? 1 : 0), 0);
 }
 
+/** How one training step differs from the plain one-device step. */
+export interface TrainStepOptions {
+  /** A NaN or Inf in the loss or a gradient: throw (default) or skip the batch. */
+  onNonFinite?: NonFinitePolicy;
+  /** Data parallel: `x` is this replica's shard and the gradients are reduced across replicas. */
+  reduce?: GradientReduce;
+  /** Label smoothing ε: train against (1 − ε)·onehot + ε/classes (default 0). */
+  labelSmoothing?: number;
+}
+
 /**
  * Forward, backward and Adam on one batch. `seed` drives this step's dropout masks. A NaN or Inf in
  * the loss or a gradient throws a NonFiniteError (policy 'stop') or skips the batch ('skip'); either
  * way Adam does not step and, when skipping, the BatchNorm running statistics are put back.
  * With `reduce`, `x` is this replica's shard; the returned loss is the whole batch's, `correct`
- * and `count` the shard's. `labelSmoothing` ε trains against (1 − ε)·onehot + ε/classes (the
- * returned loss is that smoothed loss).
+ * and `count` the shard's. With label smoothing the returned loss is the smoothed loss.
  */
-export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labels: GPUBuffer, labelsCpu: ArrayLike<number>, seed: number, where: string, onNonFinite: NonFinitePolicy = 'stop', reduce?: GradientReduce, labelSmoothing = 0): Promise<StepResult> {
+export async function trainStep(net: TwoPartNetwork, adam: Adam, x: Tensor, labels: GPUBuffer, labelsCpu: ArrayLike<number>, seed: number, where: string, options: TrainStepOptions = {}): Promise<StepResult> {
+  const { onNonFinite = 'stop', reduce, labelSmoothing = 0 } = options;
   adam.zeroGrad();
   const snapshot = onNonFinite === 'skip' ? new BufferSnapshot(x.rt, net) : null;
   const tape = new Tape();

@@ -62,7 +62,7 @@ describe('the non-finite guard of a step', () => {
     const before = await stateValues(net);
     const counters = net.state().flatMap((e) => (e.get ? [e.get()] : []));
     poisonGradient(net, 'features.3.weight');
-    return { rt, net, adam, x, labels, before, counters, step: () => trainStep(net, adam, x, labels, [0, 1, 2, 3], 8, 'test step 2', policy) };
+    return { rt, net, adam, x, labels, before, counters, step: () => trainStep(net, adam, x, labels, [0, 1, 2, 3], 8, 'test step 2', { onNonFinite: policy }) };
   }
 
   it('stops naming the step and the parameter; no weight or Adam state changes', async () => {

@@ -74,10 +74,11 @@ Options:
   --batch-size N        batch size of both levels (default 16)
   --lr X                Adam learning rate (default 0.001)
   --level2-lr X         Adam learning rate of Level 2 (default: --lr; ${TILE_TRAINING.level2Lr} for tile)
-  --weight-decay X      Adam's L2 weight decay of Level 1 (torch.optim.Adam's weight_decay; default 0)
+  --weight-decay X      Adam's L2 weight decay (torch.optim.Adam's weight_decay; default 0) of Level 1,
+                        and of Level 2 unless --level2-weight-decay says otherwise
   --level2-weight-decay X  of Level 2 (default: --weight-decay)
-  --label-smoothing E   Level 1 trains against (1−E)·onehot + E/classes (torch's cross-entropy
-                        label_smoothing; default 0)
+  --label-smoothing E   train against (1−E)·onehot + E/classes (torch's cross-entropy
+                        label_smoothing; default 0): Level 1, and Level 2 unless --level2-label-smoothing
   --level2-label-smoothing E  of Level 2 (default: --label-smoothing)
   --step-lr N[:GAMMA]   StepLR every N epochs (default gamma 0.1; off by default)
   --level1-step-lr N[:GAMMA]|off  StepLR of Level 1 only (default: --step-lr; without either, ${TILE_TRAINING.level1StepLr.step}:${TILE_TRAINING.level1StepLr.gamma} for tile)
