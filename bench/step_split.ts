@@ -6,7 +6,7 @@
  * the adapter's FMA ceiling. The step is the bench's (random batch, Adam), measured after one warm-up
  * step. Profiling puts each dispatch in its own pass, so the sum is a little above the plain step.
  *
- *   npx tsx bench/step_split.ts [seed|tiny] [batch] [--kernels heuristic|autotune|FILE.json]
+ *   npx tsx bench/step_split.ts [seed|tiny|tile|CONFIG.json] [batch] [--kernels heuristic|autotune|FILE.json]
  *   (also part of `npm run bench`: seed, batch 1). Without --kernels (or LUNGPATH_KERNELS) the
  *   launches run the built-in heuristic; `autotune` times every version per shape first, as
  *   `lungpath train` does (cached on disk). The kernel version of every conv is printed.
@@ -164,7 +164,8 @@ export function formatStepSplit(s: StepSplit, fmaCeiling: number | null): string
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { createNodeRuntime } = await import('../src/kernels/node.ts');
-  const { SEED_CONFIG, TINY_CONFIG } = await import('../src/nn/config.ts');
+  const { PRESETS, validateConfig } = await import('../src/nn/config.ts');
+  const { readFileSync } = await import('node:fs');
   const { benchCases } = await import('./cases.ts');
   const { useKernelsFromEnv } = await import('../src/train/kernels.ts');
   const rt = await createNodeRuntime();
@@ -173,7 +174,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   if (flag >= 0) process.env.LUNGPATH_KERNELS = args.splice(flag, 2)[1];
   const which = args[0] ?? 'seed';
   const batch = Number(args[1] ?? 1);
-  const config = which === 'tiny' ? TINY_CONFIG : SEED_CONFIG;
+  const config = PRESETS[which] ?? validateConfig(JSON.parse(readFileSync(which, 'utf8')));
   // The kernel table for the step's launches (none: the heuristic), decided before anything is timed.
   await useKernelsFromEnv(rt, () => {
     const probe = buildPatchNetwork(rt, config, 7).train();
