@@ -35,12 +35,14 @@ interface Tally {
 }
 const tallies = new Map<string, Tally>();
 let images: number | null = null;
+const accuracies: number[] = [];
 for (const p of paths) {
   const path = reportOf(p);
   if (!existsSync(path)) throw new Error(`${path}: no report (run lungpath evaluate on ${p} first)`);
   const report = JSON.parse(readFileSync(path, 'utf8')) as Report;
   if (images !== null && report.predictions.length !== images) throw new Error(`${path}: ${report.predictions.length} images, the first report had ${images} (another split?)`);
   images = report.predictions.length;
+  accuracies.push(report.predictions.filter((x) => x.predicted === x.label).length / images);
   for (const x of report.predictions) {
     const t: Tally = tallies.get(x.file) ?? { label: x.label, wrong: 0, truth: [], takenFor: new Map() };
     t.truth.push(x.probabilities[report.classes.indexOf(x.label)] as number);
@@ -54,7 +56,9 @@ for (const p of paths) {
 
 const runs = paths.length;
 const rows = [...tallies].filter(([, t]) => t.wrong > 0).sort((a, b) => b[1].wrong - a[1].wrong || a[0].localeCompare(b[0]));
-console.log(`${runs} runs, ${images} images each; ${rows.length} images misclassified by at least one run\n`);
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+console.log(`${runs} runs, ${images} images each; ${rows.length} images misclassified by at least one run`);
+console.log(`accuracy per run: ${accuracies.map(pct).join(', ')} (best ${pct(Math.max(...accuracies))})\n`);
 console.log('| image | class | runs wrong | true-class probability (min / median / max) | taken for |');
 console.log('|---|---|---:|---|---|');
 for (const [file, t] of rows) {
