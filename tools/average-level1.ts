@@ -7,6 +7,8 @@
  * into OUT whose last Level-1 checkpoint holds the averaged weights (its Adam state and position
  * are the last checkpoint's). `lungpath train … --out OUT --resume` with RUN's flags then finishes
  * Level 1 at once and trains Level 2 on the averaged weights' feature maps, as the run did.
+ * The recalibration and validation run at batch 16, the default: a run trained with another
+ * --batch-size recalibrated at its own.
  *
  *   npx tsx tools/average-level1.ts --run RUN --out OUT --epochs 8,9,10
  */
