@@ -23,7 +23,7 @@ import { Adam } from '../src/nn/optim.ts';
 import { entryToFloat32, type TensorEntry } from '../src/nn/safetensors.ts';
 import { loadWeights } from '../src/nn/weights.ts';
 import { recalibrateBatchNorm } from '../src/train/bn_recalibrate.ts';
-import { listCheckpoints, loadLatestCheckpoint, readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
+import { applyCheckpoint, checkpointName, listCheckpoints, readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { readDataset } from '../src/train/dataset.ts';
 import { evaluatePatches, level1PoolImages } from '../src/train/level1.ts';
 import { DEFAULT_BN_RECALIBRATE } from '../src/train/commands/train.ts';
@@ -44,36 +44,35 @@ installKernelChoices(rt, parseKernelChoicesFile(readFileSync(join(src, 'kernels.
 
 /** Epoch `epoch`'s Level-1 checkpoint: in checkpoints/ (the newest three) or kept/ (copies a screen made of every epoch's). */
 function epochCheckpoint(epoch: number): string {
-  const name = `level1-epoch-${String(epoch).padStart(4, '0')}.safetensors`;
+  const name = checkpointName('level1', epoch, 0);
   for (const dir of ['checkpoints', 'kept']) if (listCheckpoints(join(src, dir), 'level1').includes(name)) return join(src, dir, name);
   throw new Error(`${src}: no Level-1 checkpoint of epoch ${epoch} in checkpoints/ or kept/`);
 }
 
-// Sum the parameters (not the BatchNorm buffers: they are recomputed) in float64.
-const isBuffer = (name: string) => /\.(running_mean|running_var|num_batches_tracked)$/.test(name);
+const net = buildPatchNetwork(rt, config, info.seed);
+const adam = new Adam(net.parameters(), { lr: 1e-3 });
+// The last checkpoint as it is (weights, Adam state, position): the "before" figure and the copy's state.
+const lastPath = epochCheckpoint(last);
+const lastCheckpoint = readCheckpoint(lastPath);
+const state = applyCheckpoint(lastCheckpoint, lastPath, net, adam);
+
+// Sum the parameters in float64 (not the BatchNorm buffers: the recalibration recomputes them).
+const parameterNames = new Set(net.parameters().map((p) => p.name));
 const sums = new Map<string, { shape: number[]; sum: Float64Array }>();
 for (const epoch of epochs) {
-  const { file } = readCheckpoint(epochCheckpoint(epoch));
+  const { file } = epoch === last ? lastCheckpoint : readCheckpoint(epochCheckpoint(epoch));
   for (const [key, entry] of file.tensors) {
-    if (key.startsWith('optim.') || isBuffer(key) || entry.dtype !== 'F32') continue;
+    if (!parameterNames.has(key)) continue;
     const values32 = entryToFloat32(entry, key);
     const acc = sums.get(key) ?? { shape: entry.shape, sum: new Float64Array(values32.length) };
     values32.forEach((v, i) => (acc.sum[i] = (acc.sum[i] as number) + v));
     sums.set(key, acc);
   }
 }
-// The last checkpoint's entries (its BatchNorm buffers are overwritten by the recalibration), averaged parameters in place.
-const averaged = new Map<string, TensorEntry>([...readCheckpoint(epochCheckpoint(last)).file.tensors].filter(([k]) => !k.startsWith('optim.')));
+// loadWeights takes a whole state: the last checkpoint's buffers (the recalibration overwrites them) and the averaged parameters.
+const averaged = new Map<string, TensorEntry>([...lastCheckpoint.file.tensors].filter(([k]) => !k.startsWith('optim.')));
 for (const [key, { shape, sum }] of sums) averaged.set(key, { dtype: 'F32', shape, data: new Uint8Array(Float32Array.from(sum, (s) => s / epochs.length).buffer) });
 
-const net = buildPatchNetwork(rt, config, info.seed);
-const adam = new Adam(net.parameters(), { lr: 1e-3 });
-const lastDir = join(out, 'from');
-mkdirSync(lastDir, { recursive: true });
-const lastName = `level1-epoch-${String(last).padStart(4, '0')}.safetensors`;
-copyFileSync(epochCheckpoint(last), join(lastDir, lastName));
-const state = loadLatestCheckpoint(lastDir, 'level1', net, adam, warn);
-if (!state) throw new Error(`${lastDir}: the copied checkpoint did not load`);
 const decode = { warn, onMismatch: 'resize' as const };
 const before = await evaluatePatches(rt, net, dataset.splits.val, config, { batchSize: 16, seed: info.seed, ...decode });
 loadWeights(net, { tensors: averaged, metadata: {} }, `average of epochs ${epochs.join(',')}`);
@@ -82,6 +81,7 @@ const after = await evaluatePatches(rt, net, dataset.splits.val, config, { batch
 const pct = (r: { correct: number; count: number }) => `${((100 * r.correct) / r.count).toFixed(1)}%`;
 console.log(`${src}: val patches, epoch ${last}: ${pct(before)} (loss ${before.loss.toFixed(3)}); average of ${epochs.join(',')} (BatchNorm from ${used} patches): ${pct(after)} (loss ${after.loss.toFixed(3)})`);
 
+mkdirSync(out, { recursive: true });
 for (const f of ['config.json', 'data.json', 'kernels.json', 'train.json']) if (existsSync(join(src, f))) copyFileSync(join(src, f), join(out, f));
 const level1Lines = readFileSync(join(src, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l && JSON.parse(l).level === 1);
 writeFileSync(join(out, 'metrics.jsonl'), level1Lines.join('\n') + '\n');

@@ -32,7 +32,8 @@ export interface CheckpointState {
 
 const KEEP = 3;
 
-function checkpointName(level: string, epoch: number, batch: number): string {
+/** The file name of `level`'s checkpoint after `epoch` epochs (and `batch` batches of the next, if not 0). */
+export function checkpointName(level: string, epoch: number, batch: number): string {
   if (batch === 0) return `${level}-epoch-${String(epoch).padStart(4, '0')}.safetensors`;
   return `${level}-epoch-${String(epoch + 1).padStart(4, '0')}-batch-${String(batch).padStart(6, '0')}.safetensors`;
 }
@@ -160,15 +161,19 @@ export function loadLatestCheckpoint(
       warn(`${(e as Error).message}; falling back to the previous checkpoint`);
       continue;
     }
-    const { file, state } = checkpoint;
-    if (!accept(state, path)) return null;
-    const weights = new Map([...file.tensors].filter(([k]) => !k.startsWith('optim.')));
-    loadWeights(net, { tensors: weights, metadata: {} }, path);
-    const moments = new Map<string, Float32Array>();
-    for (const [k, v] of file.tensors) if (k.startsWith('optim.')) moments.set(k.slice(6), entryToFloat32(v, k));
-    adam.loadState(moments, state.optimizerStep);
-    adam.lr = state.lr;
-    return state;
+    if (!accept(checkpoint.state, path)) return null;
+    return applyCheckpoint(checkpoint, path, net, adam);
   }
   return null;
+}
+
+/** Loads a checkpoint read by `readCheckpoint` into `net` (weights, buffers) and `adam` (moments, step, rate); returns its state. */
+export function applyCheckpoint({ file, state }: ReturnType<typeof readCheckpoint>, path: string, net: Module, adam: Adam): CheckpointState {
+  const weights = new Map([...file.tensors].filter(([k]) => !k.startsWith('optim.')));
+  loadWeights(net, { tensors: weights, metadata: {} }, path);
+  const moments = new Map<string, Float32Array>();
+  for (const [k, v] of file.tensors) if (k.startsWith('optim.')) moments.set(k.slice(6), entryToFloat32(v, k));
+  adam.loadState(moments, state.optimizerStep);
+  adam.lr = state.lr;
+  return state;
 }
