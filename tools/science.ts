@@ -28,11 +28,12 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { createNodeRuntime } from '../src/kernels/node.ts';
 import type { Runtime } from '../src/kernels/runtime.ts';
-import { averageChannelStats, channelStats, type ChannelStats } from '../src/nn/colour_normalise.ts';
+import { averageChannelStats } from '../src/nn/colour_normalise.ts';
 import { parseTrainArgs, train } from '../src/train/commands/train.ts';
 import { readDataset, type Dataset, type DatasetImage } from '../src/train/dataset.ts';
 import { evaluateRun, type EvaluationReport } from '../src/train/evaluate.ts';
 import { RunFolder } from '../src/train/run_folder.ts';
+import { COLOUR_BASELINES, colourBaseline, colourStats, type ColourStats } from './colour_baselines.ts';
 
 /**
  * The ablation: today's behaviour, then one change at a time (flags on top of --preset tile). The
@@ -47,56 +48,6 @@ export const VARIANTS: { name: string; label: string; flags: string[] }[] = [
   { name: 'tile-none', label: 'the `tile` preset without per-image colour normalisation (`--colour-normalise none`)', flags: ['--colour-normalise', 'none'] },
   { name: 'tile', label: "the `tile` preset's defaults (no flag)", flags: [] },
 ];
-
-/** Each image's per-channel RGB statistics, as the network's normalisation measures them (src/nn/colour_normalise.ts). */
-type ColourStats = ChannelStats;
-
-async function colourStats(path: string): Promise<ColourStats> {
-  const { data } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return channelStats(new Uint8Array(data.buffer, data.byteOffset, data.length));
-}
-
-type Features = (s: ColourStats) => number[];
-const MEAN_RGB: Features = (s) => s.mean;
-const MEAN_STD_RGB: Features = (s) => [...s.mean, ...s.std];
-
-/** Z-scores features with the training set's per-feature mean and std. */
-function zScorer(train: number[][]): (f: number[]) => number[] {
-  const d = (train[0] as number[]).length;
-  const mu = Array.from({ length: d }, (_, j) => train.reduce((a, f) => a + (f[j] as number), 0) / train.length);
-  const sd = Array.from({ length: d }, (_, j) => Math.sqrt(train.reduce((a, f) => a + ((f[j] as number) - (mu[j] as number)) ** 2, 0) / train.length) || 1);
-  return (f) => f.map((v, j) => (v - (mu[j] as number)) / (sd[j] as number));
-}
-
-const distance = (a: number[], b: number[]) => a.reduce((s, v, j) => s + (v - (b[j] as number)) ** 2, 0);
-
-/** Accuracy of nearest centroid (k = 0) or k-NN on `features` of the train and test statistics. */
-function colourBaseline(train: { stats: ColourStats; label: number }[], test: { stats: ColourStats; label: number }[], features: Features, classes: number, k: number): number {
-  const z = zScorer(train.map((t) => features(t.stats)));
-  const trainZ = train.map((t) => ({ f: z(features(t.stats)), label: t.label }));
-  const centroids = Array.from({ length: classes }, (_, c) => {
-    const members = trainZ.filter((t) => t.label === c);
-    return members.length ? members[0]!.f.map((_, j) => members.reduce((a, m) => a + (m.f[j] as number), 0) / members.length) : null;
-  });
-  let correct = 0;
-  for (const t of test) {
-    const f = z(features(t.stats));
-    let predicted = -1;
-    if (k === 0) {
-      let best = Infinity;
-      centroids.forEach((c, label) => {
-        if (c && distance(f, c) < best) [best, predicted] = [distance(f, c), label];
-      });
-    } else {
-      const nearest = [...trainZ].sort((a, b) => distance(f, a.f) - distance(f, b.f)).slice(0, k);
-      const votes = new Array(classes).fill(0);
-      nearest.forEach((n) => votes[n.label]++);
-      predicted = votes.indexOf(Math.max(...votes)); // ties: the lower class index
-    }
-    if (predicted === t.label) correct++;
-  }
-  return correct / test.length;
-}
 
 /** Writes each test image with its per-channel mean and std set to `target` (8-bit PNG). */
 async function colourNormalise(images: DatasetImage[], target: ColourStats, outDir: string): Promise<DatasetImage[]> {
@@ -149,11 +100,7 @@ async function main(): Promise<void> {
   const normalisedImages = await colourNormalise(test, target, normalisedDir);
   const normalisedStats = await Promise.all(normalisedImages.map(async (i) => ({ stats: await colourStats(i.path), label: i.label })));
   const normalised: Dataset = { ...dataset, root: join(out, 'colour-normalised'), splits: { train: [], val: [], test: normalisedImages } };
-  const baselines = [
-    { name: 'nearest centroid, mean RGB', features: MEAN_RGB, k: 0 },
-    { name: 'nearest centroid, mean+std RGB', features: MEAN_STD_RGB, k: 0 },
-    { name: '5-NN, mean+std RGB', features: MEAN_STD_RGB, k: 5 },
-  ].map((b) => ({ name: b.name, raw: colourBaseline(trainStats, testStats, b.features, classes, b.k), normalised: colourBaseline(trainStats, normalisedStats, b.features, classes, b.k) }));
+  const baselines = COLOUR_BASELINES.map((b) => ({ name: b.name, raw: colourBaseline(trainStats, testStats, b.features, classes, b.k), normalised: colourBaseline(trainStats, normalisedStats, b.features, classes, b.k) }));
 
   // 3: the ablation.
   const only = values.only ? new Set(values.only.split(',')) : null;

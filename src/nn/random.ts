@@ -162,4 +162,6 @@ export const SEED_STREAM = {
   level2Variant: 15,
   /** patch_plan.ts: how far each Level-1 training patch moves off its grid origin (random crops). */
   patchJitter: 16,
+  /** train/group_folds.ts: the order in which each class's groups are dealt into cross-validation folds, and each fold's validation groups. */
+  groupFolds: 17,
 } as const;

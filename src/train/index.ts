@@ -8,6 +8,7 @@
 export { openRun, type OpenRunOptions, type RunClassifier } from './open_run.ts';
 export { RunFolder, type TrainInfo } from './run_folder.ts';
 export { readDataset, validateDataset, stratifiedSplit, formatProblems, DatasetError, SPLIT_NAMES, DEFAULT_SPLIT_FRACTIONS, type Dataset, type DatasetImage, type SplitName } from './dataset.ts';
+export { groupKFold, type GroupedImage, type GroupFold, type GroupFoldOptions } from './group_folds.ts';
 export { decodeImage, inspectImage, isImageFile, ImageError, IMAGE_EXTENSIONS, type DecodeOptions, type DecodedImage, type MismatchPolicy } from './decode.ts';
 export { evaluateRun, loadRunNetworks, majorityVote, reportMarkdown, writeReport, type EvaluateOptions, type EvaluationReport } from './evaluate.ts';
 export * from './metrics.ts';

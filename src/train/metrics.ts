@@ -88,6 +88,19 @@ export function macroAuc(curves: readonly RocCurve[]): number {
   return defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : NaN;
 }
 
+/**
+ * 95% Wilson score interval of `k` successes in `n` trials: the accuracy range a test split of `n`
+ * images supports (unlike the normal approximation, it stays inside [0, 1] and is not empty at 0
+ * or n).
+ */
+export function wilsonInterval(k: number, n: number): [number, number] {
+  const z = 1.959963984540054; // the 97.5% normal quantile
+  const p = k / n;
+  const centre = (p + (z * z) / (2 * n)) / (1 + (z * z) / n);
+  const half = (z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
 /** Index of the largest value (first on ties). */
 export function argmax(values: ArrayLike<number>): number {
   let best = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accuracy, argmax, confusionMatrix, macroAuc, oneVsRestRoc, perClassReport, rocCurve } from '../../src/train/metrics.ts';
+import { accuracy, argmax, confusionMatrix, macroAuc, oneVsRestRoc, perClassReport, rocCurve, wilsonInterval } from '../../src/train/metrics.ts';
 
 describe('metrics', () => {
   it('confusion matrix, accuracy and per-class precision/recall/F1 (values from sklearn)', () => {
@@ -33,5 +33,18 @@ describe('metrics', () => {
     expect(curves.map((c) => c.auc)).toEqual([1, 0.75, 1]);
     expect(macroAuc(curves)).toBeCloseTo(2.75 / 3, 12);
     expect(argmax([0.1, 0.5, 0.5])).toBe(1);
+  });
+
+  it('Wilson intervals match their closed forms', () => {
+    // 0/n: [0, z²/(n + z²)] = [0, 3.8415/13.8415]; 50/100: ½ ± (z/(1 + z²/n))·√(1/400 + z²/40000) = ½ ± 0.0962.
+    const [lo0, hi0] = wilsonInterval(0, 10);
+    expect(lo0).toBe(0);
+    expect(hi0).toBeCloseTo(0.2775, 4);
+    const [lo, hi] = wilsonInterval(50, 100);
+    expect(lo).toBeCloseTo(0.4038, 4);
+    expect(hi).toBeCloseTo(0.5962, 4);
+    const [lo10, hi10] = wilsonInterval(10, 10);
+    expect(lo10).toBeCloseTo(1 - hi0, 12);
+    expect(hi10).toBeCloseTo(1, 12);
   });
 });

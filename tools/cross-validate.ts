@@ -1,0 +1,183 @@
+/**
+ * Cross-validation by group: judges a training setting on every image of a dataset instead of one
+ * small test split. The images of all splits are pooled and dealt into folds by group (a source
+ * tile, slide or patient, read from a CSV; src/train/group_folds.ts), so no tissue is both trained
+ * on and scored; each fold is a full `lungpath train` run on its own train/val/test folders (links
+ * to the images), and the test predictions of all folds are pooled: accuracy with a 95% Wilson
+ * interval, confusion, macro AUC, and the colour-only baselines fitted and scored on the same folds.
+ *
+ *   npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group]
+ *     [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2]
+ *     [--out runs/cv] [-- lungpath train flags, e.g. --preset tile --seed 1]
+ *
+ * --groups defaults to DIR/manifest.csv; its --file-column holds each image's path relative to DIR.
+ * A fold whose run already holds report/report.json is read, not retrained; one with checkpoints
+ * is resumed. `--only-folds` trains some folds (run two invocations side by side on different
+ * folds, then one without it to summarise all). Writes OUT/cv.md and OUT/cv.json.
+ *
+ * The LC25000 dev set (groups of rotated and flipped copies of one source tile; score one image per
+ * held-out group):
+ *
+ *   npx tsx tools/cross-validate.ts --data /work/shared/data/lc25000-lung-dev --group-column lc25000_clean_group --out runs/cv -- --preset tile
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createNodeRuntime } from '../src/kernels/node.ts';
+import { parseTrainArgs, train } from '../src/train/commands/train.ts';
+import { readDataset } from '../src/train/dataset.ts';
+import { groupKFold, type GroupedImage, type GroupFold } from '../src/train/group_folds.ts';
+import { parseCsv } from '../src/slide/labels.ts';
+import { confusionMatrix, macroAuc, oneVsRestRoc, wilsonInterval } from '../src/train/metrics.ts';
+import { COLOUR_BASELINES, colourBaselinePredictions, colourStats, type ColourStats } from './colour_baselines.ts';
+
+const USAGE = 'usage: npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group] [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2] [--out runs/cv] [-- lungpath train flags]';
+
+/** Rows of a CSV with a header line, as records by column name. */
+function readCsvRecords(path: string): Record<string, string>[] {
+  const [header = [], ...rows] = parseCsv(readFileSync(path, 'utf8')).filter((r) => r.length > 1 || r[0] !== '');
+  return rows.map((fields, i) => {
+    if (fields.length !== header.length) throw new Error(`${path}: row ${i + 2} has ${fields.length} fields, the header ${header.length}`);
+    return Object.fromEntries(header.map((h, j) => [h, fields[j] as string]));
+  });
+}
+
+/** Links a fold's images into OUT/data/{train,val,test}/<CLASS>/ (a fresh folder each time). */
+function linkFold(fold: GroupFold, classes: readonly string[], dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  for (const [split, images] of Object.entries(fold)) {
+    for (const image of images as GroupedImage[]) {
+      const classDir = join(dir, split, classes[image.label] as string);
+      mkdirSync(classDir, { recursive: true });
+      const link = join(classDir, basename(image.key));
+      if (existsSync(link)) throw new Error(`${image.key}: another image of class ${classes[image.label]} has the file name ${basename(image.key)}; the fold folders need distinct names per class`);
+      symlinkSync(image.key, link);
+    }
+  }
+}
+
+interface Prediction {
+  file: string;
+  label: string;
+  predicted: string;
+  probabilities: number[];
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      data: { type: 'string' },
+      groups: { type: 'string' },
+      'file-column': { type: 'string', default: 'file' },
+      'group-column': { type: 'string', default: 'group' },
+      folds: { type: 'string', default: '5' },
+      'val-fraction': { type: 'string', default: '0.15' },
+      'held-out': { type: 'string', default: 'first' },
+      'split-seed': { type: 'string', default: '0' },
+      'only-folds': { type: 'string' },
+      out: { type: 'string', default: 'runs/cv' },
+    },
+  });
+  if (!values.data) throw new Error(USAGE);
+  const heldOut = values['held-out'];
+  if (heldOut !== 'first' && heldOut !== 'all') throw new Error(`--held-out must be first or all (got ${heldOut})`);
+  const data = resolve(values.data);
+  const out = resolve(values.out);
+  const groupsPath = resolve(values.groups ?? join(data, 'manifest.csv'));
+  const trainFlags = positionals;
+  const nFolds = Number(values.folds);
+
+  const dataset = readDataset(data, { seed: 0 });
+  const all = [...dataset.splits.train, ...dataset.splits.val, ...dataset.splits.test];
+  const rows = readCsvRecords(groupsPath);
+  for (const column of [values['file-column'], values['group-column']]) {
+    if (rows.length && !(column in rows[0]!)) throw new Error(`${groupsPath}: no column "${column}" (columns: ${Object.keys(rows[0]!).join(', ')})`);
+  }
+  const groupOf = new Map(rows.map((r) => [resolve(data, r[values['file-column']] as string), r[values['group-column']] as string]));
+  const missing = all.filter((i) => !groupOf.has(i.path));
+  if (missing.length) throw new Error(`${groupsPath}: ${missing.length} of ${all.length} images have no row (first: ${relative(data, missing[0]!.path)})`);
+  const images: GroupedImage[] = all.map((i) => ({ key: i.path, group: groupOf.get(i.path) as string, label: i.label }));
+  const folds = groupKFold(images, { folds: nFolds, valFraction: Number(values['val-fraction']), seed: Number(values['split-seed']), heldOut });
+  const only = values['only-folds'] ? new Set(values['only-folds'].split(',').map(Number)) : null;
+  mkdirSync(out, { recursive: true });
+
+  // Train (or resume, or read) each fold.
+  const rt = await createNodeRuntime();
+  try {
+    for (const [k, fold] of folds.entries()) {
+      if (only && !only.has(k)) continue;
+      const runDir = join(out, `fold-${k}`, 'run');
+      if (existsSync(join(runDir, 'report', 'report.json'))) continue;
+      const dataDir = join(out, `fold-${k}`, 'data');
+      linkFold(fold, dataset.classes, dataDir);
+      const args = ['--data', dataDir, '--out', runDir, '--quiet', ...trainFlags, ...(existsSync(join(runDir, 'checkpoints')) ? ['--resume'] : [])];
+      const settings = parseTrainArgs(args);
+      if (!settings) throw new Error('help printed');
+      console.log(`fold ${k} (${fold.train.length} train / ${fold.val.length} val / ${fold.test.length} test images): lungpath train ${args.join(' ')}`);
+      const t0 = Date.now();
+      await train(settings, [rt]);
+      writeFileSync(join(out, `fold-${k}`, 'seconds.txt'), `${((Date.now() - t0) / 1000).toFixed(0)}\n`);
+    }
+  } finally {
+    rt.destroy();
+  }
+
+  // Pool the folds that have a report.
+  const done = folds.flatMap((fold, k) => (existsSync(join(out, `fold-${k}`, 'run', 'report', 'report.json')) ? [{ k, fold }] : []));
+  if (done.length === 0) return;
+  const stats = new Map<string, ColourStats>();
+  for (const i of images) stats.set(i.key, await colourStats(i.key));
+  const labelled = (list: GroupedImage[]) => list.map((i) => ({ stats: stats.get(i.key)!, label: i.label }));
+  const labels: number[] = [];
+  const predicted: number[] = [];
+  const probabilities: number[][] = [];
+  const baselineCorrect = COLOUR_BASELINES.map(() => 0);
+  const perFold = done.map(({ k, fold }) => {
+    const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as { classes: string[]; accuracy: number; macroAuc: number; predictions: Prediction[] };
+    if (report.classes.join() !== dataset.classes.join()) throw new Error(`fold ${k}: report classes ${report.classes.join(', ')} differ from the dataset's ${dataset.classes.join(', ')}`);
+    if (report.predictions.length !== fold.test.length) throw new Error(`fold ${k}: report has ${report.predictions.length} predictions, the fold ${fold.test.length} test images (delete OUT/fold-${k}/run/report to rescore)`);
+    for (const p of report.predictions) {
+      labels.push(report.classes.indexOf(p.label));
+      predicted.push(report.classes.indexOf(p.predicted));
+      probabilities.push(p.probabilities);
+    }
+    const baselines = COLOUR_BASELINES.map((b, j) => {
+      const guesses = colourBaselinePredictions(labelled(fold.train), labelled(fold.test), b.features, dataset.classes.length, b.k);
+      const correct = guesses.filter((g, i) => g === fold.test[i]!.label).length;
+      baselineCorrect[j]! += correct;
+      return correct / fold.test.length;
+    });
+    const metrics = readFileSync(join(out, `fold-${k}`, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const l1 = metrics.filter((m) => m.level === 1 && m.kind === 'epoch').at(-1);
+    const l2 = metrics.filter((m) => m.level === 2 && m.kind === 'epoch').map((m) => m.valAccuracy as number);
+    const seconds = existsSync(join(out, `fold-${k}`, 'seconds.txt')) ? Number(readFileSync(join(out, `fold-${k}`, 'seconds.txt'), 'utf8')) : null;
+    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: Math.round(report.accuracy * fold.test.length), macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, seconds };
+  });
+  const n = labels.length;
+  const correct = labels.filter((l, i) => l === predicted[i]).length;
+  const [lo, hi] = wilsonInterval(correct, n);
+  const pooledAuc = macroAuc(oneVsRestRoc(probabilities, labels, dataset.classes.length));
+  const confusion = confusionMatrix(labels, predicted, dataset.classes.length);
+  const baselines = COLOUR_BASELINES.map((b, j) => ({ name: b.name, correct: baselineCorrect[j]!, accuracy: baselineCorrect[j]! / n }));
+
+  const md = [
+    `Data: ${data}, ${images.length} images in ${new Set(images.map((i) => i.group)).size} groups (${groupsPath}, column ${values['group-column']}); ${nFolds} folds by group (split seed ${values['split-seed']}, validation ${values['val-fraction']} of each class's other groups, held-out images: ${heldOut}); folds scored: ${done.map((d) => d.k).join(', ')}.`,
+    `Training: lungpath train ${trainFlags.join(' ') || '(defaults)'}`,
+    '',
+    '| fold | train / val / test images | Level-1 val patches | Level-2 best val images | test images | test macro AUC | colour baselines (centroid RGB / centroid mean+std / 5-NN) | training time |',
+    '|---:|---|---:|---:|---:|---:|---|---:|',
+    ...perFold.map((f) => `| ${f.fold} | ${f.images.train} / ${f.images.val} / ${f.images.test} | ${pct(f.level1ValAccuracy)} | ${pct(f.level2BestValAccuracy)} | ${pct(f.accuracy)} (${f.correct}/${f.images.test}) | ${f.macroAuc.toFixed(3)} | ${f.baselines.map(pct).join(' / ')} | ${f.seconds === null ? '—' : `${(f.seconds / 60).toFixed(1)} min`} |`),
+    '',
+    `**Pooled over ${n} test images: ${pct(correct / n)} (${correct}/${n}; 95% Wilson interval ${pct(lo)}–${pct(hi)}), macro AUC ${pooledAuc.toFixed(3)}.**`,
+    `Colour-only baselines on the same folds: ${baselines.map((b) => `${b.name} ${pct(b.accuracy)}`).join('; ')}.`,
+    `Confusion (rows true ${dataset.classes.join(', ')}; columns predicted): ${confusion.map((r) => `[${r.join(', ')}]`).join(' ')}.`,
+  ].join('\n');
+  writeFileSync(join(out, 'cv.md'), `${md}\n`);
+  writeFileSync(join(out, 'cv.json'), `${JSON.stringify({ data, groups: groupsPath, folds: nFolds, trainFlags, pooled: { images: n, correct, accuracy: correct / n, wilson95: [lo, hi], macroAuc: pooledAuc, confusion }, baselines, perFold }, null, 2)}\n`);
+  console.log(md);
+}
+
+await main();
