@@ -8,12 +8,14 @@
  *
  *   npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group]
  *     [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2]
- *     [--out runs/cv] [-- lungpath train flags, e.g. --preset tile --seed 1]
+ *     [--by-column COL] [--out runs/cv] [-- lungpath train flags, e.g. --preset tile --seed 1]
  *
  * --groups defaults to DIR/manifest.csv; its --file-column holds each image's path relative to DIR.
  * A fold whose run already holds report/report.json is read, not retrained; one with checkpoints
  * is resumed. `--only-folds` trains some folds (run two invocations side by side on different
- * folds, then one without it to summarise all). Writes OUT/cv.md and OUT/cv.json.
+ * folds, then one without it to summarise all). `--by-column COL` adds the pooled accuracy of the
+ * test images for each value of that CSV column (a site, scanner or stain batch; for the LC25000
+ * dev set `split`, the fixed split each image came from). Writes OUT/cv.md and OUT/cv.json.
  *
  * The LC25000 dev set (groups of rotated and flipped copies of one source tile; score one image per
  * held-out group):
@@ -78,6 +80,7 @@ async function main(): Promise<void> {
       'held-out': { type: 'string', default: 'first' },
       'split-seed': { type: 'string', default: '0' },
       'only-folds': { type: 'string' },
+      'by-column': { type: 'string' },
       out: { type: 'string', default: 'runs/cv' },
     },
   });
@@ -93,10 +96,11 @@ async function main(): Promise<void> {
   const dataset = readDataset(data, { seed: 0 });
   const all = [...dataset.splits.train, ...dataset.splits.val, ...dataset.splits.test];
   const rows = readCsvRecords(groupsPath);
-  for (const column of [values['file-column'], values['group-column']]) {
+  for (const column of [values['file-column'], values['group-column'], ...(values['by-column'] ? [values['by-column']] : [])]) {
     if (rows.length && !(column in rows[0]!)) throw new Error(`${groupsPath}: no column "${column}" (columns: ${Object.keys(rows[0]!).join(', ')})`);
   }
-  const groupOf = new Map(rows.map((r) => [resolve(data, r[values['file-column']] as string), r[values['group-column']] as string]));
+  const rowOf = new Map(rows.map((r) => [resolve(data, r[values['file-column']] as string), r]));
+  const groupOf = new Map([...rowOf].map(([path, r]) => [path, r[values['group-column']] as string]));
   const missing = all.filter((i) => !groupOf.has(i.path));
   if (missing.length) throw new Error(`${groupsPath}: ${missing.length} of ${all.length} images have no row (first: ${relative(data, missing[0]!.path)})`);
   const images: GroupedImage[] = all.map((i) => ({ key: i.path, group: groupOf.get(i.path) as string, label: i.label }));
@@ -135,11 +139,22 @@ async function main(): Promise<void> {
   const predicted: number[] = [];
   const probabilities: number[][] = [];
   const baselineCorrect = COLOUR_BASELINES.map(() => 0);
+  const byValue = new Map<string, { images: number; correct: number }>();
   const perFold = done.map(({ k, fold }) => {
-    const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as { classes: string[]; accuracy: number; macroAuc: number; predictions: Prediction[] };
+    const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as { classes: string[]; accuracy: number; patches: number; patchAccuracy: number; macroAuc: number; predictions: Prediction[] };
     if (report.classes.join() !== dataset.classes.join()) throw new Error(`fold ${k}: report classes ${report.classes.join(', ')} differ from the dataset's ${dataset.classes.join(', ')}`);
     if (report.predictions.length !== fold.test.length) throw new Error(`fold ${k}: report has ${report.predictions.length} predictions, the fold ${fold.test.length} test images (delete OUT/fold-${k}/run/report to rescore)`);
+    const keyOfLink = new Map(fold.test.map((i) => [join(out, `fold-${k}`, 'data', 'test', dataset.classes[i.label] as string, basename(i.key)), i.key]));
     for (const p of report.predictions) {
+      if (values['by-column']) {
+        const key = keyOfLink.get(p.file);
+        if (key === undefined) throw new Error(`fold ${k}: report names ${p.file}, not one of the fold's test images`);
+        const value = rowOf.get(key)![values['by-column']] as string;
+        const tally = byValue.get(value) ?? { images: 0, correct: 0 };
+        tally.images++;
+        if (p.predicted === p.label) tally.correct++;
+        byValue.set(value, tally);
+      }
       labels.push(report.classes.indexOf(p.label));
       predicted.push(report.classes.indexOf(p.predicted));
       probabilities.push(p.probabilities);
@@ -154,29 +169,33 @@ async function main(): Promise<void> {
     const l1 = metrics.filter((m) => m.level === 1 && m.kind === 'epoch').at(-1);
     const l2 = metrics.filter((m) => m.level === 2 && m.kind === 'epoch').map((m) => m.valAccuracy as number);
     const seconds = existsSync(join(out, `fold-${k}`, 'seconds.txt')) ? Number(readFileSync(join(out, `fold-${k}`, 'seconds.txt'), 'utf8')) : null;
-    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: Math.round(report.accuracy * fold.test.length), macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, seconds };
+    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: Math.round(report.accuracy * fold.test.length), patches: report.patches, patchAccuracy: report.patchAccuracy, macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, seconds };
   });
   const n = labels.length;
   const correct = labels.filter((l, i) => l === predicted[i]).length;
   const [lo, hi] = wilsonInterval(correct, n);
+  const patches = perFold.reduce((a, f) => a + f.patches, 0);
+  const patchAccuracy = perFold.reduce((a, f) => a + f.patchAccuracy * f.patches, 0) / patches;
   const pooledAuc = macroAuc(oneVsRestRoc(probabilities, labels, dataset.classes.length));
   const confusion = confusionMatrix(labels, predicted, dataset.classes.length);
   const baselines = COLOUR_BASELINES.map((b, j) => ({ name: b.name, correct: baselineCorrect[j]!, accuracy: baselineCorrect[j]! / n }));
+  const byColumn = [...byValue].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([value, t]) => ({ value, ...t, accuracy: t.correct / t.images, wilson95: wilsonInterval(t.correct, t.images) }));
 
   const md = [
     `Data: ${data}, ${images.length} images in ${new Set(images.map((i) => i.group)).size} groups (${groupsPath}, column ${values['group-column']}); ${nFolds} folds by group (split seed ${values['split-seed']}, validation ${values['val-fraction']} of each class's other groups, held-out images: ${heldOut}); folds scored: ${done.map((d) => d.k).join(', ')}.`,
     `Training: lungpath train ${trainFlags.join(' ') || '(defaults)'}`,
     '',
-    '| fold | train / val / test images | Level-1 val patches | Level-2 best val images | test images | test macro AUC | colour baselines (centroid RGB / centroid mean+std / 5-NN) | training time |',
-    '|---:|---|---:|---:|---:|---:|---|---:|',
-    ...perFold.map((f) => `| ${f.fold} | ${f.images.train} / ${f.images.val} / ${f.images.test} | ${pct(f.level1ValAccuracy)} | ${pct(f.level2BestValAccuracy)} | ${pct(f.accuracy)} (${f.correct}/${f.images.test}) | ${f.macroAuc.toFixed(3)} | ${f.baselines.map(pct).join(' / ')} | ${f.seconds === null ? '—' : `${(f.seconds / 60).toFixed(1)} min`} |`),
+    '| fold | train / val / test images | Level-1 val patches | Level-2 best val images | test images | test patches | test macro AUC | colour baselines (centroid RGB / centroid mean+std / 5-NN) | training time |',
+    '|---:|---|---:|---:|---:|---:|---:|---|---:|',
+    ...perFold.map((f) => `| ${f.fold} | ${f.images.train} / ${f.images.val} / ${f.images.test} | ${pct(f.level1ValAccuracy)} | ${pct(f.level2BestValAccuracy)} | ${pct(f.accuracy)} (${f.correct}/${f.images.test}) | ${pct(f.patchAccuracy)} | ${f.macroAuc.toFixed(3)} | ${f.baselines.map(pct).join(' / ')} | ${f.seconds === null ? '—' : `${(f.seconds / 60).toFixed(1)} min`} |`),
     '',
-    `**Pooled over ${n} test images: ${pct(correct / n)} (${correct}/${n}; 95% Wilson interval ${pct(lo)}–${pct(hi)}), macro AUC ${pooledAuc.toFixed(3)}.**`,
+    `**Pooled over ${n} test images: ${pct(correct / n)} (${correct}/${n}; 95% Wilson interval ${pct(lo)}–${pct(hi)}), macro AUC ${pooledAuc.toFixed(3)}; ${pct(patchAccuracy)} of ${patches} test patches.**`,
     `Colour-only baselines on the same folds: ${baselines.map((b) => `${b.name} ${pct(b.accuracy)}`).join('; ')}.`,
     `Confusion (rows true ${dataset.classes.join(', ')}; columns predicted): ${confusion.map((r) => `[${r.join(', ')}]`).join(' ')}.`,
+    ...(values['by-column'] ? [`By ${values['by-column']}: ${byColumn.map((b) => `${b.value} ${pct(b.accuracy)} (${b.correct}/${b.images}; ${pct(b.wilson95[0])}–${pct(b.wilson95[1])})`).join('; ')}.`] : []),
   ].join('\n');
   writeFileSync(join(out, 'cv.md'), `${md}\n`);
-  writeFileSync(join(out, 'cv.json'), `${JSON.stringify({ data, groups: groupsPath, folds: nFolds, trainFlags, pooled: { images: n, correct, accuracy: correct / n, wilson95: [lo, hi], macroAuc: pooledAuc, confusion }, baselines, perFold }, null, 2)}\n`);
+  writeFileSync(join(out, 'cv.json'), `${JSON.stringify({ data, groups: groupsPath, folds: nFolds, trainFlags, pooled: { images: n, correct, accuracy: correct / n, wilson95: [lo, hi], macroAuc: pooledAuc, confusion, patches, patchAccuracy }, baselines, byColumn: values['by-column'] ? { column: values['by-column'], values: byColumn } : null, perFold }, null, 2)}\n`);
   console.log(md);
 }
 
