@@ -139,16 +139,20 @@ async function main(): Promise<void> {
   const predicted: number[] = [];
   const probabilities: number[][] = [];
   const baselineCorrect = COLOUR_BASELINES.map(() => 0);
+  /** Per baseline: test images only the model classifies correctly, and only the baseline. */
+  const disagreements = COLOUR_BASELINES.map(() => ({ onlyModel: 0, onlyBaseline: 0 }));
   const byValue = new Map<string, { images: number; correct: number }>();
   const perFold = done.map(({ k, fold }) => {
     const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as { classes: string[]; accuracy: number; patches: number; patchAccuracy: number; macroAuc: number; predictions: Prediction[] };
     if (report.classes.join() !== dataset.classes.join()) throw new Error(`fold ${k}: report classes ${report.classes.join(', ')} differ from the dataset's ${dataset.classes.join(', ')}`);
     if (report.predictions.length !== fold.test.length) throw new Error(`fold ${k}: report has ${report.predictions.length} predictions, the fold ${fold.test.length} test images (delete OUT/fold-${k}/run/report to rescore)`);
     const keyOfLink = new Map(fold.test.map((i) => [join(out, `fold-${k}`, 'data', 'test', dataset.classes[i.label] as string, basename(i.key)), i.key]));
+    const modelRight = new Map<string, boolean>();
     for (const p of report.predictions) {
+      const key = keyOfLink.get(p.file);
+      if (key === undefined) throw new Error(`fold ${k}: report names ${p.file}, not one of the fold's test images`);
+      modelRight.set(key, p.predicted === p.label);
       if (values['by-column']) {
-        const key = keyOfLink.get(p.file);
-        if (key === undefined) throw new Error(`fold ${k}: report names ${p.file}, not one of the fold's test images`);
         const value = rowOf.get(key)![values['by-column']] as string;
         const tally = byValue.get(value) ?? { images: 0, correct: 0 };
         tally.images++;
@@ -163,6 +167,11 @@ async function main(): Promise<void> {
       const guesses = colourBaselinePredictions(labelled(fold.train), labelled(fold.test), b.features, dataset.classes.length, b.k);
       const correct = guesses.filter((g, i) => g === fold.test[i]!.label).length;
       baselineCorrect[j]! += correct;
+      fold.test.forEach((image, i) => {
+        const [model, baseline] = [modelRight.get(image.key), guesses[i] === image.label];
+        if (model && !baseline) disagreements[j]!.onlyModel++;
+        if (baseline && !model) disagreements[j]!.onlyBaseline++;
+      });
       return correct / fold.test.length;
     });
     const metrics = readFileSync(join(out, `fold-${k}`, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -178,7 +187,7 @@ async function main(): Promise<void> {
   const patchAccuracy = perFold.reduce((a, f) => a + f.patchAccuracy * f.patches, 0) / patches;
   const pooledAuc = macroAuc(oneVsRestRoc(probabilities, labels, dataset.classes.length));
   const confusion = confusionMatrix(labels, predicted, dataset.classes.length);
-  const baselines = COLOUR_BASELINES.map((b, j) => ({ name: b.name, correct: baselineCorrect[j]!, accuracy: baselineCorrect[j]! / n }));
+  const baselines = COLOUR_BASELINES.map((b, j) => ({ name: b.name, correct: baselineCorrect[j]!, accuracy: baselineCorrect[j]! / n, ...disagreements[j]! }));
   const byColumn = [...byValue].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([value, t]) => ({ value, ...t, accuracy: t.correct / t.images, wilson95: wilsonInterval(t.correct, t.images) }));
 
   const md = [
@@ -190,7 +199,7 @@ async function main(): Promise<void> {
     ...perFold.map((f) => `| ${f.fold} | ${f.images.train} / ${f.images.val} / ${f.images.test} | ${pct(f.level1ValAccuracy)} | ${pct(f.level2BestValAccuracy)} | ${pct(f.accuracy)} (${f.correct}/${f.images.test}) | ${pct(f.patchAccuracy)} | ${f.macroAuc.toFixed(3)} | ${f.baselines.map(pct).join(' / ')} | ${f.seconds === null ? '—' : `${(f.seconds / 60).toFixed(1)} min`} |`),
     '',
     `**Pooled over ${n} test images: ${pct(correct / n)} (${correct}/${n}; 95% Wilson interval ${pct(lo)}–${pct(hi)}), macro AUC ${pooledAuc.toFixed(3)}; ${pct(patchAccuracy)} of ${patches} test patches.**`,
-    `Colour-only baselines on the same folds: ${baselines.map((b) => `${b.name} ${pct(b.accuracy)}`).join('; ')}.`,
+    `Colour-only baselines on the same folds (in brackets: images only the model gets right / only the baseline): ${baselines.map((b) => `${b.name} ${pct(b.accuracy)} (${b.onlyModel} / ${b.onlyBaseline})`).join('; ')}.`,
     `Confusion (rows true ${dataset.classes.join(', ')}; columns predicted): ${confusion.map((r) => `[${r.join(', ')}]`).join(' ')}.`,
     ...(values['by-column'] ? [`By ${values['by-column']}: ${byColumn.map((b) => `${b.value} ${pct(b.accuracy)} (${b.correct}/${b.images}; ${pct(b.wilson95[0])}–${pct(b.wilson95[1])})`).join('; ')}.`] : []),
   ].join('\n');
