@@ -33,7 +33,7 @@ import { parseCsv } from '../src/slide/labels.ts';
 import { confusionMatrix, macroAuc, oneVsRestRoc, wilsonInterval } from '../src/train/metrics.ts';
 import { COLOUR_BASELINES, colourBaselinePredictions, colourStats, type ColourStats } from './colour_baselines.ts';
 
-const USAGE = 'usage: npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group] [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2] [--out runs/cv] [-- lungpath train flags]';
+const USAGE = 'usage: npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group] [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2] [--by-column COL] [--out runs/cv] [-- lungpath train flags]';
 
 /** Rows of a CSV with a header line, as records by column name. */
 function readCsvRecords(path: string): Record<string, string>[] {
@@ -104,8 +104,11 @@ async function main(): Promise<void> {
   const missing = all.filter((i) => !groupOf.has(i.path));
   if (missing.length) throw new Error(`${groupsPath}: ${missing.length} of ${all.length} images have no row (first: ${relative(data, missing[0]!.path)})`);
   const images: GroupedImage[] = all.map((i) => ({ key: i.path, group: groupOf.get(i.path) as string, label: i.label }));
-  const folds = groupKFold(images, { folds: nFolds, valFraction: Number(values['val-fraction']), seed: Number(values['split-seed']), heldOut });
+  const splitSeed = Number(values['split-seed']);
+  if (!Number.isInteger(splitSeed) || splitSeed < 0) throw new Error(`--split-seed must be a non-negative integer (got ${values['split-seed']})`);
   const only = values['only-folds'] ? new Set(values['only-folds'].split(',').map(Number)) : null;
+  for (const k of only ?? []) if (!Number.isInteger(k) || k < 0 || k >= nFolds) throw new Error(`--only-folds: ${values['only-folds']} names a fold outside 0–${nFolds - 1}`);
+  const folds = groupKFold(images, { folds: nFolds, valFraction: Number(values['val-fraction']), seed: splitSeed, heldOut });
   mkdirSync(out, { recursive: true });
 
   // Train (or resume, or read) each fold.
@@ -117,13 +120,16 @@ async function main(): Promise<void> {
       if (existsSync(join(runDir, 'report', 'report.json'))) continue;
       const dataDir = join(out, `fold-${k}`, 'data');
       linkFold(fold, dataset.classes, dataDir);
-      const args = ['--data', dataDir, '--out', runDir, '--quiet', ...trainFlags, ...(existsSync(join(runDir, 'checkpoints')) ? ['--resume'] : [])];
+      const resume = existsSync(join(runDir, 'checkpoints'));
+      const args = ['--data', dataDir, '--out', runDir, '--quiet', ...trainFlags, ...(resume ? ['--resume'] : [])];
       const settings = parseTrainArgs(args);
       if (!settings) throw new Error('help printed');
       console.log(`fold ${k} (${fold.train.length} train / ${fold.val.length} val / ${fold.test.length} test images): lungpath train ${args.join(' ')}`);
       const t0 = Date.now();
+      const secondsFile = join(out, `fold-${k}`, 'seconds.txt');
+      rmSync(secondsFile, { force: true }); // a resumed fold's time is not a whole run's
       await train(settings, [rt]);
-      writeFileSync(join(out, `fold-${k}`, 'seconds.txt'), `${((Date.now() - t0) / 1000).toFixed(0)}\n`);
+      if (!resume) writeFileSync(secondsFile, `${((Date.now() - t0) / 1000).toFixed(0)}\n`);
     }
   } finally {
     rt.destroy();
