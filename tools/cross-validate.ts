@@ -23,7 +23,7 @@
  *   npx tsx tools/cross-validate.ts --data /work/shared/data/lc25000-lung-dev --group-column lc25000_clean_group --out runs/cv -- --preset tile
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createNodeRuntime } from '../src/kernels/node.ts';
 import { parseTrainArgs, train } from '../src/train/commands/train.ts';
@@ -31,6 +31,7 @@ import { readDataset } from '../src/train/dataset.ts';
 import { groupKFold, type GroupedImage, type GroupFold } from '../src/train/group_folds.ts';
 import { parseCsv } from '../src/slide/labels.ts';
 import { confusionMatrix, macroAuc, oneVsRestRoc, wilsonInterval } from '../src/train/metrics.ts';
+import { RunFolder } from '../src/train/run_folder.ts';
 import { COLOUR_BASELINES, colourBaselinePredictions, colourStats, type ColourStats } from './colour_baselines.ts';
 
 const USAGE = 'usage: npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group] [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2] [--by-column COL] [--out runs/cv] [-- lungpath train flags]';
@@ -44,14 +45,16 @@ function readCsvRecords(path: string): Record<string, string>[] {
   });
 }
 
+/** Where linkFold links `image` of `split` under the fold's data folder `dir`. */
+const linkPath = (dir: string, split: string, classes: readonly string[], image: GroupedImage) => join(dir, split, classes[image.label] as string, basename(image.key));
+
 /** Links a fold's images into OUT/data/{train,val,test}/<CLASS>/ (a fresh folder each time). */
 function linkFold(fold: GroupFold, classes: readonly string[], dir: string): void {
   rmSync(dir, { recursive: true, force: true });
   for (const [split, images] of Object.entries(fold)) {
     for (const image of images as GroupedImage[]) {
-      const classDir = join(dir, split, classes[image.label] as string);
-      mkdirSync(classDir, { recursive: true });
-      const link = join(classDir, basename(image.key));
+      const link = linkPath(dir, split, classes, image);
+      mkdirSync(dirname(link), { recursive: true });
       if (existsSync(link)) throw new Error(`${image.key}: another image of class ${classes[image.label]} has the file name ${basename(image.key)}; the fold folders need distinct names per class`);
       symlinkSync(image.key, link);
     }
@@ -152,7 +155,7 @@ async function main(): Promise<void> {
     const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as { classes: string[]; accuracy: number; patches: number; patchAccuracy: number; macroAuc: number; predictions: Prediction[] };
     if (report.classes.join() !== dataset.classes.join()) throw new Error(`fold ${k}: report classes ${report.classes.join(', ')} differ from the dataset's ${dataset.classes.join(', ')}`);
     if (report.predictions.length !== fold.test.length) throw new Error(`fold ${k}: report has ${report.predictions.length} predictions, the fold ${fold.test.length} test images (delete OUT/fold-${k}/run/report to rescore)`);
-    const keyOfLink = new Map(fold.test.map((i) => [join(out, `fold-${k}`, 'data', 'test', dataset.classes[i.label] as string, basename(i.key)), i.key]));
+    const keyOfLink = new Map(fold.test.map((i) => [linkPath(join(out, `fold-${k}`, 'data'), 'test', dataset.classes, i), i.key]));
     const modelRight = new Map<string, boolean>();
     for (const p of report.predictions) {
       const key = keyOfLink.get(p.file);
@@ -180,11 +183,11 @@ async function main(): Promise<void> {
       });
       return correct / fold.test.length;
     });
-    const metrics = readFileSync(join(out, `fold-${k}`, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const metrics = new RunFolder(join(out, `fold-${k}`, 'run')).readMetrics();
     const l1 = metrics.filter((m) => m.level === 1 && m.kind === 'epoch').at(-1);
     const l2 = metrics.filter((m) => m.level === 2 && m.kind === 'epoch').map((m) => m.valAccuracy as number);
     const seconds = existsSync(join(out, `fold-${k}`, 'seconds.txt')) ? Number(readFileSync(join(out, `fold-${k}`, 'seconds.txt'), 'utf8')) : null;
-    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: Math.round(report.accuracy * fold.test.length), patches: report.patches, patchAccuracy: report.patchAccuracy, macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, seconds };
+    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: [...modelRight.values()].filter(Boolean).length, patches: report.patches, patchAccuracy: report.patchAccuracy, macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, seconds };
   });
   const n = labels.length;
   const correct = labels.filter((l, i) => l === predicted[i]).length;

@@ -22,7 +22,7 @@
  *    image-level figures by several points, so compare settings over seeds.
  * Writes OUT/science.md (the tables) and OUT/science.json. Choices are made on val, never on test.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -125,7 +125,7 @@ async function main(): Promise<void> {
       }
       const raw = await evaluateCopy(rt, runDir, join(out, 'eval', v.name, 'raw'), dataset);
       const norm = await evaluateCopy(rt, runDir, join(out, 'eval', v.name, 'colour-normalised'), normalised);
-      const metrics = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const metrics = new RunFolder(runDir).readMetrics();
       const l1 = metrics.filter((m) => m.level === 1 && m.kind === 'epoch').at(-1);
       const l2 = metrics.filter((m) => m.level === 2 && m.kind === 'epoch');
       rows.push({

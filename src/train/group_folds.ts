@@ -49,12 +49,12 @@ export function groupKFold(images: readonly GroupedImage[], o: GroupFoldOptions)
   }
   for (const list of members.values()) list.sort((a, b) => byCodeUnit(a.key, b.key));
   const labels = [...new Set(images.map((i) => i.label))].sort((a, b) => a - b);
-  const groupsOf = (label: number) => [...members.keys()].filter((g) => members.get(g)![0]!.label === label).sort(byCodeUnit);
+  const groupsOf = new Map(labels.map((label) => [label, [...members.keys()].filter((g) => members.get(g)![0]!.label === label).sort(byCodeUnit)]));
 
   const foldOf = new Map<string, number>();
   let next = 0;
   for (const label of labels) {
-    const groups = new Rng(mixSeed(o.seed, SEED_STREAM.groupFolds, label)).shuffle(groupsOf(label));
+    const groups = new Rng(mixSeed(o.seed, SEED_STREAM.groupFolds, label)).shuffle([...groupsOf.get(label)!]);
     if (groups.length < o.folds) throw new Error(`class ${label} has ${groups.length} groups, fewer than ${o.folds} folds: every fold needs each class in its test split`);
     for (const g of groups) foldOf.set(g, next++ % o.folds);
   }
@@ -63,7 +63,7 @@ export function groupKFold(images: readonly GroupedImage[], o: GroupFoldOptions)
   return Array.from({ length: o.folds }, (_, k) => {
     const fold: GroupFold = { train: [], val: [], test: [] };
     for (const label of labels) {
-      const groups = groupsOf(label);
+      const groups = groupsOf.get(label)!;
       for (const g of groups) if (foldOf.get(g) === k) fold.test.push(...heldOut(g));
       const rest = new Rng(mixSeed(o.seed, SEED_STREAM.groupFolds, hashText(`val ${k}`), label)).shuffle(groups.filter((g) => foldOf.get(g) !== k));
       const nVal = Math.max(1, Math.round(rest.length * o.valFraction));
