@@ -5,6 +5,9 @@
  * on and scored; each fold is a full `lungpath train` run on its own train/val/test folders (links
  * to the images), and the test predictions of all folds are pooled: accuracy with a 95% Wilson
  * interval, confusion, macro AUC, and the colour-only baselines fitted and scored on the same folds.
+ * Each fold's model and the baselines are also scored on a colour-normalised copy of its test images
+ * (each image's per-channel RGB mean and std set to the fold's training average; colour_normalised_copy.ts),
+ * where colour alone is at chance: what a model keeps there it learned from the tissue.
  *
  *   npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group]
  *     [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2]
@@ -25,14 +28,19 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { installKernelChoices, parseKernelChoicesFile } from '../src/kernels/autotune.ts';
 import { createNodeRuntime } from '../src/kernels/node.ts';
+import type { Runtime } from '../src/kernels/runtime.ts';
+import { averageChannelStats } from '../src/nn/colour_normalise.ts';
 import { parseTrainArgs, train } from '../src/train/commands/train.ts';
-import { readDataset } from '../src/train/dataset.ts';
+import { readDataset, type Dataset } from '../src/train/dataset.ts';
+import type { EvaluationReport } from '../src/train/evaluate.ts';
 import { groupKFold, type GroupedImage, type GroupFold } from '../src/train/group_folds.ts';
 import { parseCsv } from '../src/slide/labels.ts';
 import { confusionMatrix, macroAuc, oneVsRestRoc, wilsonInterval } from '../src/train/metrics.ts';
 import { RunFolder } from '../src/train/run_folder.ts';
 import { COLOUR_BASELINES, colourBaselinePredictions, colourStats, type ColourStats } from './colour_baselines.ts';
+import { colourNormalise, evaluateCopy } from './colour_normalised_copy.ts';
 
 const USAGE = 'usage: npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group] [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2] [--by-column COL] [--out runs/cv] [-- lungpath train flags]';
 
@@ -66,6 +74,32 @@ interface Prediction {
   label: string;
   predicted: string;
   probabilities: number[];
+}
+
+/**
+ * Fold k's model scored on the colour-normalised copy of its test images (written under
+ * OUT/fold-k/colour-normalised/, its report kept there and read on later calls), with the fold's
+ * own kernel table, and the copy's colour statistics for the baselines.
+ */
+async function scoreNormalisedCopy(rt: Runtime, foldDir: string, trainStats: readonly ColourStats[]): Promise<{ report: EvaluationReport; stats: ColourStats[] }> {
+  const dir = join(foldDir, 'colour-normalised');
+  const reportPath = join(dir, 'report.json');
+  const foldData: Dataset = readDataset(join(foldDir, 'data'), { seed: 0 });
+  let report: EvaluationReport;
+  if (existsSync(reportPath)) {
+    report = JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
+  } else {
+    rmSync(dir, { recursive: true, force: true });
+    const images = await colourNormalise(foldData.splits.test, averageChannelStats(trainStats), join(dir, 'data', 'test'));
+    const runDir = join(foldDir, 'run');
+    const kernels = join(runDir, 'kernels.json');
+    if (existsSync(kernels)) installKernelChoices(rt, parseKernelChoicesFile(readFileSync(kernels, 'utf8'), kernels).choices, kernels);
+    report = await evaluateCopy(rt, runDir, join(dir, 'run'), { ...foldData, root: join(dir, 'data'), splits: { train: [], val: [], test: images } });
+    writeFileSync(reportPath, `${JSON.stringify(report)}\n`);
+  }
+  const stats: ColourStats[] = [];
+  for (const p of report.predictions) stats.push(await colourStats(p.file));
+  return { report, stats };
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
@@ -114,8 +148,11 @@ async function main(): Promise<void> {
   const folds = groupKFold(images, { folds: nFolds, valFraction: Number(values['val-fraction']), seed: splitSeed, heldOut });
   mkdirSync(out, { recursive: true });
 
-  // Train (or resume, or read) each fold.
+  // Train (or resume, or read) each fold, then score the colour-normalised copies of those done.
   const rt = await createNodeRuntime();
+  const stats = new Map<string, ColourStats>();
+  const normalised = new Map<number, Awaited<ReturnType<typeof scoreNormalisedCopy>>>();
+  let done: { k: number; fold: GroupFold }[] = [];
   try {
     for (const [k, fold] of folds.entries()) {
       if (only && !only.has(k)) continue;
@@ -134,15 +171,19 @@ async function main(): Promise<void> {
       await train(settings, [rt]);
       if (!resume) writeFileSync(secondsFile, `${((Date.now() - t0) / 1000).toFixed(0)}\n`);
     }
+    done = folds.flatMap((fold, k) => (existsSync(join(out, `fold-${k}`, 'run', 'report', 'report.json')) ? [{ k, fold }] : []));
+    if (done.length > 0) for (const i of images) stats.set(i.key, await colourStats(i.key));
+    for (const { k, fold } of done) {
+      const dataDir = join(out, `fold-${k}`, 'data');
+      if (!existsSync(dataDir)) linkFold(fold, dataset.classes, dataDir);
+      normalised.set(k, await scoreNormalisedCopy(rt, join(out, `fold-${k}`), fold.train.map((i) => stats.get(i.key)!)));
+    }
   } finally {
     rt.destroy();
   }
 
   // Pool the folds that have a report.
-  const done = folds.flatMap((fold, k) => (existsSync(join(out, `fold-${k}`, 'run', 'report', 'report.json')) ? [{ k, fold }] : []));
   if (done.length === 0) return;
-  const stats = new Map<string, ColourStats>();
-  for (const i of images) stats.set(i.key, await colourStats(i.key));
   const labelled = (list: GroupedImage[]) => list.map((i) => ({ stats: stats.get(i.key)!, label: i.label }));
   const labels: number[] = [];
   const predicted: number[] = [];
@@ -151,6 +192,9 @@ async function main(): Promise<void> {
   /** Per baseline: test images only the model classifies correctly, and only the baseline. */
   const disagreements = COLOUR_BASELINES.map(() => ({ onlyModel: 0, onlyBaseline: 0 }));
   const byValue = new Map<string, { images: number; correct: number }>();
+  const normLabels: number[] = [];
+  const normProbabilities: number[][] = [];
+  const normBaselineCorrect = COLOUR_BASELINES.map(() => 0);
   const perFold = done.map(({ k, fold }) => {
     const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as { classes: string[]; accuracy: number; patches: number; patchAccuracy: number; macroAuc: number; predictions: Prediction[] };
     if (report.classes.join() !== dataset.classes.join()) throw new Error(`fold ${k}: report classes ${report.classes.join(', ')} differ from the dataset's ${dataset.classes.join(', ')}`);
@@ -183,11 +227,22 @@ async function main(): Promise<void> {
       });
       return correct / fold.test.length;
     });
+    const norm = normalised.get(k)!;
+    const normTest = norm.report.predictions.map((p, i) => ({ stats: norm.stats[i]!, label: dataset.classes.indexOf(p.label) }));
+    for (const p of norm.report.predictions) {
+      normLabels.push(dataset.classes.indexOf(p.label));
+      normProbabilities.push(p.probabilities);
+    }
+    COLOUR_BASELINES.forEach((b, j) => {
+      const guesses = colourBaselinePredictions(labelled(fold.train), normTest, b.features, dataset.classes.length, b.k);
+      normBaselineCorrect[j]! += guesses.filter((g, i) => g === normTest[i]!.label).length;
+    });
+    const normCorrect = norm.report.predictions.filter((p) => p.predicted === p.label).length;
     const metrics = new RunFolder(join(out, `fold-${k}`, 'run')).readMetrics();
     const l1 = metrics.filter((m) => m.level === 1 && m.kind === 'epoch').at(-1);
     const l2 = metrics.filter((m) => m.level === 2 && m.kind === 'epoch').map((m) => m.valAccuracy as number);
     const seconds = existsSync(join(out, `fold-${k}`, 'seconds.txt')) ? Number(readFileSync(join(out, `fold-${k}`, 'seconds.txt'), 'utf8')) : null;
-    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: [...modelRight.values()].filter(Boolean).length, patches: report.patches, patchAccuracy: report.patchAccuracy, macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, seconds };
+    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: [...modelRight.values()].filter(Boolean).length, patches: report.patches, patchAccuracy: report.patchAccuracy, macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, normalised: { correct: normCorrect, accuracy: normCorrect / norm.report.predictions.length, patchAccuracy: norm.report.patchAccuracy }, seconds };
   });
   const n = labels.length;
   const correct = labels.filter((l, i) => l === predicted[i]).length;
@@ -197,23 +252,28 @@ async function main(): Promise<void> {
   const pooledAuc = macroAuc(oneVsRestRoc(probabilities, labels, dataset.classes.length));
   const confusion = confusionMatrix(labels, predicted, dataset.classes.length);
   const baselines = COLOUR_BASELINES.map((b, j) => ({ name: b.name, correct: baselineCorrect[j]!, accuracy: baselineCorrect[j]! / n, ...disagreements[j]! }));
+  const normCorrect = perFold.reduce((a, f) => a + f.normalised.correct, 0);
+  const [normLo, normHi] = wilsonInterval(normCorrect, n);
+  const normAuc = macroAuc(oneVsRestRoc(normProbabilities, normLabels, dataset.classes.length));
+  const normBaselines = COLOUR_BASELINES.map((b, j) => ({ name: b.name, correct: normBaselineCorrect[j]!, accuracy: normBaselineCorrect[j]! / n }));
   const byColumn = [...byValue].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([value, t]) => ({ value, ...t, accuracy: t.correct / t.images, wilson95: wilsonInterval(t.correct, t.images) }));
 
   const md = [
     `Data: ${data}, ${images.length} images in ${new Set(images.map((i) => i.group)).size} groups (${groupsPath}, column ${values['group-column']}); ${nFolds} folds by group (split seed ${values['split-seed']}, validation ${values['val-fraction']} of each class's other groups, held-out images: ${heldOut}); folds scored: ${done.map((d) => d.k).join(', ')}.`,
     `Training: lungpath train ${trainFlags.join(' ') || '(defaults)'}`,
     '',
-    '| fold | train / val / test images | Level-1 val patches | Level-2 best val images | test images | test patches | test macro AUC | colour baselines (centroid RGB / centroid mean+std / 5-NN) | training time |',
-    '|---:|---|---:|---:|---:|---:|---:|---|---:|',
-    ...perFold.map((f) => `| ${f.fold} | ${f.images.train} / ${f.images.val} / ${f.images.test} | ${pct(f.level1ValAccuracy)} | ${pct(f.level2BestValAccuracy)} | ${pct(f.accuracy)} (${f.correct}/${f.images.test}) | ${pct(f.patchAccuracy)} | ${f.macroAuc.toFixed(3)} | ${f.baselines.map(pct).join(' / ')} | ${f.seconds === null ? '—' : `${(f.seconds / 60).toFixed(1)} min`} |`),
+    '| fold | train / val / test images | Level-1 val patches | Level-2 best val images | test images | test patches | test macro AUC | colour baselines (centroid RGB / centroid mean+std / 5-NN) | colour-normalised test images | training time |',
+    '|---:|---|---:|---:|---:|---:|---:|---|---:|---:|',
+    ...perFold.map((f) => `| ${f.fold} | ${f.images.train} / ${f.images.val} / ${f.images.test} | ${pct(f.level1ValAccuracy)} | ${pct(f.level2BestValAccuracy)} | ${pct(f.accuracy)} (${f.correct}/${f.images.test}) | ${pct(f.patchAccuracy)} | ${f.macroAuc.toFixed(3)} | ${f.baselines.map(pct).join(' / ')} | ${pct(f.normalised.accuracy)} (${f.normalised.correct}/${f.images.test}) | ${f.seconds === null ? '—' : `${(f.seconds / 60).toFixed(1)} min`} |`),
     '',
     `**Pooled over ${n} test images: ${pct(correct / n)} (${correct}/${n}; 95% Wilson interval ${pct(lo)}–${pct(hi)}), macro AUC ${pooledAuc.toFixed(3)}; ${pct(patchAccuracy)} of ${patches} test patches.**`,
     `Colour-only baselines on the same folds (in brackets: images only the model gets right / only the baseline): ${baselines.map((b) => `${b.name} ${pct(b.accuracy)} (${b.onlyModel} / ${b.onlyBaseline})`).join('; ')}.`,
+    `Colour-normalised copies of the same test images (each image's RGB mean and std set to its fold's training average): the model ${pct(normCorrect / n)} (${normCorrect}/${n}; ${pct(normLo)}–${pct(normHi)}), macro AUC ${normAuc.toFixed(3)}; the baselines ${normBaselines.map((b) => `${b.name} ${pct(b.accuracy)}`).join('; ')}.`,
     `Confusion (rows true ${dataset.classes.join(', ')}; columns predicted): ${confusion.map((r) => `[${r.join(', ')}]`).join(' ')}.`,
     ...(values['by-column'] ? [`By ${values['by-column']}: ${byColumn.map((b) => `${b.value} ${pct(b.accuracy)} (${b.correct}/${b.images}; ${pct(b.wilson95[0])}–${pct(b.wilson95[1])})`).join('; ')}.`] : []),
   ].join('\n');
   writeFileSync(join(out, 'cv.md'), `${md}\n`);
-  writeFileSync(join(out, 'cv.json'), `${JSON.stringify({ data, groups: groupsPath, folds: nFolds, trainFlags, pooled: { images: n, correct, accuracy: correct / n, wilson95: [lo, hi], macroAuc: pooledAuc, confusion, patches, patchAccuracy }, baselines, byColumn: values['by-column'] ? { column: values['by-column'], values: byColumn } : null, perFold }, null, 2)}\n`);
+  writeFileSync(join(out, 'cv.json'), `${JSON.stringify({ data, groups: groupsPath, folds: nFolds, trainFlags, pooled: { images: n, correct, accuracy: correct / n, wilson95: [lo, hi], macroAuc: pooledAuc, confusion, patches, patchAccuracy }, baselines, colourNormalised: { correct: normCorrect, accuracy: normCorrect / n, wilson95: [normLo, normHi], macroAuc: normAuc, baselines: normBaselines }, byColumn: values['by-column'] ? { column: values['by-column'], values: byColumn } : null, perFold }, null, 2)}\n`);
   console.log(md);
 }
 

@@ -22,18 +22,16 @@
  *    image-level figures by several points, so compare settings over seeds.
  * Writes OUT/science.md (the tables) and OUT/science.json. Choices are made on val, never on test.
  */
-import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
 import { createNodeRuntime } from '../src/kernels/node.ts';
-import type { Runtime } from '../src/kernels/runtime.ts';
 import { averageChannelStats } from '../src/nn/colour_normalise.ts';
 import { parseTrainArgs, train } from '../src/train/commands/train.ts';
-import { readDataset, type Dataset, type DatasetImage } from '../src/train/dataset.ts';
-import { evaluateRun, type EvaluationReport } from '../src/train/evaluate.ts';
+import { readDataset, type Dataset } from '../src/train/dataset.ts';
 import { RunFolder } from '../src/train/run_folder.ts';
-import { COLOUR_BASELINES, colourBaseline, colourStats, type ColourStats } from './colour_baselines.ts';
+import { COLOUR_BASELINES, colourBaseline, colourStats } from './colour_baselines.ts';
+import { colourNormalise, evaluateCopy } from './colour_normalised_copy.ts';
 
 /**
  * The ablation: today's behaviour, then one change at a time (flags on top of --preset tile). The
@@ -48,36 +46,6 @@ export const VARIANTS: { name: string; label: string; flags: string[] }[] = [
   { name: 'tile-none', label: 'the `tile` preset without per-image colour normalisation (`--colour-normalise none`)', flags: ['--colour-normalise', 'none'] },
   { name: 'tile', label: "the `tile` preset's defaults (no flag)", flags: [] },
 ];
-
-/** Writes each test image with its per-channel mean and std set to `target` (8-bit PNG). */
-async function colourNormalise(images: DatasetImage[], target: ColourStats, outDir: string): Promise<DatasetImage[]> {
-  const out: DatasetImage[] = [];
-  for (const image of images) {
-    const stats = await colourStats(image.path);
-    const { data, info } = await sharp(image.path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    const pixels = Buffer.alloc(data.length);
-    for (let i = 0; i < data.length; i++) {
-      const c = i % 3;
-      const v = (((data[i] as number) - (stats.mean[c] as number)) / ((stats.std[c] as number) || 1)) * (target.std[c] as number) + (target.mean[c] as number);
-      pixels[i] = Math.min(255, Math.max(0, Math.round(v)));
-    }
-    const dir = join(outDir, image.className);
-    mkdirSync(dir, { recursive: true });
-    const path = join(dir, `${basename(image.path).replace(/\.[^.]+$/, '')}.png`);
-    await sharp(pixels, { raw: { width: info.width, height: info.height, channels: 3 } }).png().toFile(path);
-    out.push({ ...image, path });
-  }
-  return out;
-}
-
-/** Evaluates a run's weights on `dataset`'s test split in a copy of the run folder (its own feature cache). */
-async function evaluateCopy(rt: Runtime, runDir: string, copyDir: string, dataset: Dataset): Promise<EvaluationReport> {
-  mkdirSync(copyDir, { recursive: true });
-  for (const f of ['config.json', 'level1.safetensors', 'level2.safetensors']) cpSync(join(runDir, f), join(copyDir, f));
-  const run = new RunFolder(copyDir);
-  run.create();
-  return evaluateRun(rt, run, dataset, 'test', { tta: false, batchSize: 16, warn: (m) => console.warn(`warning: ${m}`), onMismatch: 'resize', log: () => {} });
-}
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
