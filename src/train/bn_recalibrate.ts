@@ -16,6 +16,7 @@ import type { Runtime } from '../kernels/runtime.ts';
 import type { ModelConfig } from '../nn/config.ts';
 import { BatchNorm2d, type Module } from '../nn/modules.ts';
 import type { TwoPartNetwork } from '../nn/networks.ts';
+import type { Tensor } from '../nn/tensor.ts';
 import type { DecodeSettings } from './loader.ts';
 import { PatchBatches } from './loader.ts';
 import type { DatasetImage } from './dataset.ts';
@@ -55,6 +56,13 @@ export class ChannelMoments {
   }
 }
 
+/** One batch of network inputs with its labels (which recalibration only releases). */
+export interface InputBatch {
+  x: Tensor;
+  labels: GPUBuffer;
+  labelsCpu: Uint32Array;
+}
+
 export interface RecalibrateOptions extends DecodeSettings {
   /** Patches to draw: whole batches until at least this many (at most every training patch). */
   patches: number;
@@ -72,11 +80,7 @@ export interface RecalibrateOptions extends DecodeSettings {
  * num_batches_tracked and training flag are restored. Returns the patches used.
  */
 export async function recalibrateBatchNorm(rt: Runtime, net: TwoPartNetwork, images: readonly DatasetImage[], config: ModelConfig, o: RecalibrateOptions): Promise<number> {
-  const layers = batchNormLayers(net);
-  if (layers.length === 0 || o.patches <= 0 || images.length === 0) return 0;
-  const wasTraining = net.training;
-  const saved = layers.map((l) => ({ momentum: l.state_.momentum, tracked: l.numBatchesTracked }));
-  const moments = layers.map((l) => new ChannelMoments(l.state_.runningMean.size));
+  if (batchNormLayers(net).length === 0 || o.patches <= 0 || images.length === 0) return 0;
   const loader = new PatchBatches(rt, images, config, {
     batchSize: o.batchSize,
     seed: mixSeed(o.seed, SEED_STREAM.bnRecalibrate),
@@ -87,11 +91,25 @@ export async function recalibrateBatchNorm(rt: Runtime, net: TwoPartNetwork, ima
     onMismatch: o.onMismatch,
     maxPixels: o.maxPixels,
   });
+  return recalibrateFromBatches(rt, net, loader, o.patches);
+}
+
+/**
+ * The same from any batches of network inputs (Level 2: feature maps): forward passes in training
+ * mode until at least `limit` inputs were seen or the batches end; each batch's tensors are
+ * released here. Returns the inputs used.
+ */
+export async function recalibrateFromBatches(rt: Runtime, net: TwoPartNetwork, batches: AsyncIterable<InputBatch> | Iterable<InputBatch>, limit: number): Promise<number> {
+  const layers = batchNormLayers(net);
+  if (layers.length === 0 || limit <= 0) return 0;
+  const wasTraining = net.training;
+  const saved = layers.map((l) => ({ momentum: l.state_.momentum, tracked: l.numBatchesTracked }));
+  const moments = layers.map((l) => new ChannelMoments(l.state_.runningMean.size));
   let used = 0;
   try {
     net.train();
     for (const l of layers) l.state_.momentum = 1; // the running buffers then hold each batch's statistics
-    for await (const batch of loader) {
+    for await (const batch of batches) {
       // Every BatchNorm of a TwoPartNetwork is in `features`; the classifier needs no run.
       net.features.forward(batch.x, { tape: null, seed: 0 }).release();
       batch.x.release();
@@ -106,7 +124,7 @@ export async function recalibrateBatchNorm(rt: Runtime, net: TwoPartNetwork, ima
         (moments[i] as ChannelMoments).merge(m, mean, Array.from(unbiased, (v) => (v * (m - 1)) / m));
       });
       used += batch.labelsCpu.length;
-      if (used >= o.patches) break;
+      if (used >= limit) break;
     }
     layers.forEach((l, i) => {
       const mo = moments[i] as ChannelMoments;

@@ -71,9 +71,10 @@ export async function evaluateImages(rt: Runtime, net: TwoPartNetwork, split: Fe
  * Trains (or resumes) Level 2 on cached feature maps. `train` holds the training images' maps once
  * per flip/rotation variant (index 0: the image as it is; one variant: no augmentation); each
  * epoch reads one variant per image. `level1Hash` identifies the Level-1 weights the maps came
- * from: checkpoints made with other Level-1 weights are not resumed.
+ * from: checkpoints made with other Level-1 weights are not resumed. `observe`, if given, sees the
+ * network in eval mode after each epoch's validation (tools that score every epoch).
  */
-export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: readonly FeatureSplit[], val: FeatureSplit, level1Hash: string, o: LevelOptions): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
+export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: readonly FeatureSplit[], val: FeatureSplit, level1Hash: string, o: LevelOptions, observe?: (summary: EpochSummary, net: TwoPartNetwork) => Promise<void>): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
   const rt = rts[0] as Runtime;
   const model = new Replicated(rts, rts.map((r) => buildImageNetwork(r, config, o.seed + 1)), o.lr, o.weightDecay ?? 0, o.labelSmoothing ?? 0);
   const { net } = model;
@@ -94,6 +95,7 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
     },
     validate: () => evaluateImages(rt, net, val, config, o.batchSize),
     afterValidation: async (summary) => {
+      await observe?.(summary, net);
       const improved = !best || summary.valAccuracy > best.valAccuracy || (summary.valAccuracy === best.valAccuracy && summary.valLoss < best.valLoss);
       if (!improved) return '';
       best = summary;
