@@ -4,15 +4,19 @@
  * with several seeds, exactly as `lungpath train` does (trainLevel2, the fold's kernel table), and
  * scores the test images after every epoch. Then compares, pooled over all folds' test images,
  * ways of choosing what Level 2 predicts with: the best validation epoch (what `lungpath train`
- * keeps), the lowest validation loss, the last epoch, the mean of the last epochs' probabilities,
+ * keeps by default), the lowest validation loss, the last epoch, the mean of the last epochs' probabilities,
  * the parameters averaged over the last epochs (BatchNorm statistics then recomputed from every
- * training map, as torch's swa_utils.update_bn does), and the mean over seeds of each. Level 2 costs about a second per epoch, so this judges Level-2
+ * training map, as torch's swa_utils.update_bn does: `lungpath train --level2-average-last N`),
+ * and the mean over seeds of each. Level 2 costs about a second per epoch, so this judges Level-2
  * choices on every image in minutes, where a cross-validation of Level 1 takes most of an hour.
  *
  *   npx tsx tools/level2-cv.ts --cv runs/cv-tile [--seeds 0,1,2,3,4] [--last 10] [--out CV/level2-cv]
  *     [-- the fold runs' lungpath train flags, e.g. --preset tile]
  *
- * Sanity check printed per fold: the best-validation rule with the fold run's own seed must give
+ * `--summarise` rewrites the tables from OUT/epochs.json without training.
+ *
+ * Sanity check printed per fold: what train keeps (the best validation epoch, or the average with
+ * --level2-average-last among the train flags), with the fold run's own seed, must give
  * the run's own test accuracy (report/report.json). Writes OUT/level2-cv.md and OUT/epochs.json
  * (every epoch's test probabilities, to try other rules without retraining).
  */
@@ -28,11 +32,8 @@ import { parseSafetensors } from '../src/nn/safetensors.ts';
 import { loadWeights } from '../src/nn/weights.ts';
 import { parseTrainArgs } from '../src/train/commands/train.ts';
 import { readDataset } from '../src/train/dataset.ts';
-import type { Runtime } from '../src/kernels/runtime.ts';
-import type { ModelConfig } from '../src/nn/config.ts';
-import { recalibrateFromBatches } from '../src/train/bn_recalibrate.ts';
-import { cachedFeatures, featureBatch, type FeatureSplit } from '../src/train/features.ts';
-import { evaluateImages, indexBatches, trainLevel2 } from '../src/train/level2.ts';
+import { cachedFeatures } from '../src/train/features.ts';
+import { evaluateImages, trainLevel2 } from '../src/train/level2.ts';
 import { wilsonInterval } from '../src/train/metrics.ts';
 import { RunFolder } from '../src/train/run_folder.ts';
 
@@ -58,11 +59,6 @@ interface FoldRecord {
   heads: HeadRecord[];
 }
 
-/** Every image of `split` once, in order, in batches. */
-function* featureBatches(rt: Runtime, split: FeatureSplit, config: ModelConfig, batchSize: number) {
-  for (const indices of indexBatches(split.count, batchSize, 0, 0, false)) yield featureBatch(rt, split, indices, config);
-}
-
 const argmax = (row: readonly number[]) => row.indexOf(Math.max(...row));
 const meanRows = (tables: readonly number[][][]) => (tables[0] as number[][]).map((_, i) => (tables[0]![i] as number[]).map((_, c) => tables.reduce((a, t) => a + (t[i]![c] as number), 0) / tables.length));
 
@@ -70,22 +66,27 @@ const meanRows = (tables: readonly number[][][]) => (tables[0] as number[][]).ma
 function rules(last: number): { name: string; pick(h: HeadRecord): number[][] }[] {
   const best = (h: HeadRecord, better: (a: EpochRecord, b: EpochRecord) => boolean) => h.epochs.reduce((b, e) => (better(e, b) ? e : b)).test;
   return [
-    { name: 'best validation accuracy (ties: lower loss) — what train keeps', pick: (h) => best(h, (e, b) => e.valAccuracy > b.valAccuracy || (e.valAccuracy === b.valAccuracy && e.valLoss < b.valLoss)) },
+    { name: 'best validation accuracy (ties: lower loss): what train keeps by default', pick: (h) => best(h, (e, b) => e.valAccuracy > b.valAccuracy || (e.valAccuracy === b.valAccuracy && e.valLoss < b.valLoss)) },
     { name: 'lowest validation loss', pick: (h) => best(h, (e, b) => e.valLoss < b.valLoss) },
     { name: 'last epoch', pick: (h) => h.epochs.at(-1)!.test },
     { name: `mean probabilities of the last ${last} epochs`, pick: (h) => meanRows(h.epochs.slice(-last).map((e) => e.test)) },
-    { name: `parameters averaged over the last ${last} epochs, BatchNorm statistics recomputed from the training maps`, pick: (h) => h.averaged },
+    { name: `parameters averaged over the last ${last} epochs, BatchNorm statistics recomputed from the training maps (--level2-average-last ${last})`, pick: (h) => h.averaged },
   ];
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { cv: { type: 'string' }, seeds: { type: 'string', default: '0,1,2,3,4' }, last: { type: 'string', default: '10' }, out: { type: 'string' } } });
-  if (!values.cv) throw new Error('usage: npx tsx tools/level2-cv.ts --cv CV_OUT [--seeds 0,1,2,3,4] [--last 10] [--out DIR] [-- train flags]');
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { cv: { type: 'string' }, seeds: { type: 'string', default: '0,1,2,3,4' }, last: { type: 'string', default: '10' }, out: { type: 'string' }, summarise: { type: 'boolean' } } });
+  if (!values.cv) throw new Error('usage: npx tsx tools/level2-cv.ts --cv CV_OUT [--seeds 0,1,2,3,4] [--last 10] [--out DIR] [--summarise] [-- train flags]');
   const cv = resolve(values.cv);
   const out = resolve(values.out ?? join(cv, 'level2-cv'));
   const seeds = values.seeds.split(',').map(Number);
   const last = Number(values.last);
   mkdirSync(out, { recursive: true });
+  if (values.summarise) {
+    const saved = JSON.parse(readFileSync(join(out, 'epochs.json'), 'utf8')) as FoldRecord[];
+    writeSummary(saved, saved[0]!.heads.map((h) => h.seed), last, out, cv, positionals);
+    return;
+  }
   const folds = readdirSync(cv).filter((d) => /^fold-\d+$/.test(d) && existsSync(join(cv, d, 'run', 'report', 'report.json'))).map((d) => Number(d.slice(5))).sort((a, b) => a - b);
   if (folds.length === 0) throw new Error(`${cv}: no fold-K/run/report/report.json (run tools/cross-validate.ts first)`);
   const records: FoldRecord[] = [];
@@ -124,29 +125,22 @@ async function main(): Promise<void> {
         head.create();
         const epochs: EpochRecord[] = [];
         const t0 = Date.now();
-        const sums = new Map<string, Float64Array>();
-        const o = { ...settings.level2, resume: false };
+        // With averageLast, trainLevel2 leaves `net` holding the averaged parameters (--level2-average-last).
+        const o = { ...settings.level2, resume: false, averageLast: Math.min(last, settings.level2.epochs) };
         const { net } = await trainLevel2([rt], head, config, [split.train], split.val, level1Hash, o, async (summary, n) => {
           const r = await evaluateImages(rt, n, split.test, config, o.batchSize);
           epochs.push({ epoch: summary.epoch, valAccuracy: summary.valAccuracy, valLoss: summary.valLoss, test: r.logp.map((row) => [...row].map(Math.exp)) });
-          if (summary.epoch <= o.epochs - last) return;
-          for (const p of n.parameters()) {
-            const values = await p.read();
-            const sum = sums.get(p.name) ?? new Float64Array(values.length);
-            values.forEach((v, i) => (sum[i] = (sum[i] as number) + v));
-            sums.set(p.name, sum);
-          }
         });
-        // Stochastic weight averaging of Level 2: the mean parameters, then exact BatchNorm statistics (as torch's update_bn).
-        for (const p of net.parameters()) rt.write(p.buffer, Float32Array.from(sums.get(p.name)!, (v) => v / Math.min(last, o.epochs)));
-        await recalibrateFromBatches(rt, net, featureBatches(rt, split.train, config, o.batchSize), split.train.count);
         const averaged = (await evaluateImages(rt, net, split.test, config, o.batchSize)).logp.map((row) => [...row].map(Math.exp));
         net.destroy();
         rmSync(head.checkpoints, { recursive: true, force: true });
         heads.push({ fold: k, seed, epochs, averaged });
-        const kept = rules(last)[0]!.pick({ fold: k, seed, epochs, averaged });
+        // What the fold run kept: its own seed must reproduce its report.
+        const runAveraged = settings.level2.averageLast ?? 0;
+        if (runAveraged && runAveraged !== o.averageLast) throw new Error(`the fold runs average Level 2 over ${runAveraged} epochs; pass --last ${runAveraged}`);
+        const kept = runAveraged ? averaged : rules(last)[0]!.pick({ fold: k, seed, epochs, averaged });
         const acc = kept.filter((row, i) => argmax(row) === labels[i]).length / labels.length;
-        console.log(`fold ${k} seed ${seed}: best-validation head ${(100 * acc).toFixed(1)}% of ${labels.length} test images${seed === runSeed ? ` (the fold run: ${(100 * report.accuracy).toFixed(1)}%)` : ''}, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+        console.log(`fold ${k} seed ${seed}: Level 2 as train keeps it ${(100 * acc).toFixed(1)}% of ${labels.length} test images${seed === runSeed ? ` (the fold run: ${(100 * report.accuracy).toFixed(1)}%)` : ''}, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       }
       Object.values(split).forEach((s) => s.close());
       records.push({ fold: k, runSeed, runAccuracy: report.accuracy, labels, heads });
@@ -157,6 +151,7 @@ async function main(): Promise<void> {
   }
   writeSummary(records, seeds, last, out, cv, positionals);
 }
+
 
 /** Pooled accuracy of each rule, per seed and for the mean over seeds. */
 function writeSummary(records: FoldRecord[], seeds: number[], last: number, out: string, cv: string, flags: string[]): void {
@@ -169,12 +164,14 @@ function writeSummary(records: FoldRecord[], seeds: number[], last: number, out:
   const lines = [
     `Level 2 retrained on the frozen Level-1 maps of ${cv} (folds ${records.map((r) => r.fold).join(', ')}; ${n} test images pooled); train flags: ${flags.join(' ') || '(defaults)'}.`,
     '',
-    `| rule | ${seeds.map((s) => `seed ${s}`).join(' | ')} | mean over the ${seeds.length} seeds' probabilities |`,
-    `|---|${seeds.map(() => '---:').join('|')}|---:|`,
+    `| rule | ${seeds.map((s) => `seed ${s}`).join(' | ')} | mean of the seeds (range) | mean over the ${seeds.length} seeds' probabilities |`,
+    `|---|${seeds.map(() => '---:').join('|')}|---:|---:|`,
     ...rules(last).map((rule) => {
       const per = seeds.map((_, j) => pooled((r) => rule.pick(r.heads[j]!)));
       const ensemble = pooled((r) => meanRows(r.heads.map((h) => rule.pick(h))));
-      return `| ${rule.name} | ${per.map(cell).join(' | ')} | ${cell(ensemble)} |`;
+      const pct = (c: number) => `${((100 * c) / n).toFixed(1)}%`;
+      const mean = per.reduce((a, c) => a + c, 0) / per.length;
+      return `| ${rule.name} | ${per.map(cell).join(' | ')} | ${pct(mean)} (${pct(Math.min(...per))}–${pct(Math.max(...per))}) | ${cell(ensemble)} |`;
     }),
     '',
     `The fold runs themselves (report.json): ${cell(records.reduce((a, r) => a + Math.round(r.runAccuracy * r.labels.length), 0))}.`,

@@ -85,10 +85,12 @@ function checkState(state: unknown, path: string): CheckpointState {
 }
 
 /**
- * Writes the checkpoint of `state` (epoch, batch) atomically into `dir` and keeps the newest three;
- * state holding NaN or Inf is never written (NonFiniteWeightsError), so the last checkpoint stays good.
+ * Writes the checkpoint of `state` (epoch, batch) atomically into `dir` and keeps the newest three,
+ * and also the newest `keepEpochEnds` taken at an epoch's end (Level-2 weight averaging reads
+ * them); state holding NaN or Inf is never written (NonFiniteWeightsError), so the last checkpoint
+ * stays good.
  */
-export async function saveCheckpoint(dir: string, level: string, net: Module, adam: Adam, state: CheckpointState, config: unknown): Promise<string> {
+export async function saveCheckpoint(dir: string, level: string, net: Module, adam: Adam, state: CheckpointState, config: unknown, keepEpochEnds = 0): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const tensors: TensorToWrite[] = [];
   // Every float tensor (weights, buffers, Adam moments) in one readback: readTensors.
@@ -107,7 +109,9 @@ export async function saveCheckpoint(dir: string, level: string, net: Module, ad
   const metadata = { ...described, sha256: digest(tensors, described) };
   const path = join(dir, checkpointName(level, state.epoch, state.batch ?? 0));
   writeFileAtomic(path, serializeSafetensors(tensors, metadata));
-  for (const old of listCheckpoints(dir, level).slice(0, -KEEP)) unlinkSync(join(dir, old));
+  const all = listCheckpoints(dir, level);
+  const epochEnds = new Set(keepEpochEnds > 0 ? all.filter((name) => checkpointPosition(level, name)?.[1] === 0).slice(-keepEpochEnds) : []);
+  for (const old of all.slice(0, -KEEP)) if (!epochEnds.has(old)) unlinkSync(join(dir, old));
   return path;
 }
 

@@ -136,6 +136,8 @@ export interface LevelPlan {
   afterTraining?: { what: string; run(epoch: number): Promise<void> };
   /** After an epoch's record, before its checkpoint; returns a note for its console line. */
   afterValidation?(summary: EpochSummary): Promise<string>;
+  /** Epoch-end checkpoints kept besides the newest three (Level 2's weight averaging reads them). */
+  keepEpochEnds?: number;
   /** Fields every checkpoint of the level keeps besides the loop's own (Level 2: best, Level-1 hash). */
   checkpointExtra?(): Record<string, unknown>;
   /** Which checkpoints may be resumed (Level 2: those from the same Level-1 weights). */
@@ -173,7 +175,7 @@ export async function trainEpochs(plan: LevelPlan): Promise<EpochSummary[]> {
   const heldBefore = rt.poolStats().inUseBytes;
   if (startEpoch < o.epochs) measured = await checkBatchFits(rt, plan.probe, Math.ceil(o.batchSize / model.replicas.length)); // rows per device
   const save = (epoch: number, batch: number | null, extra: Record<string, unknown>) =>
-    saveCheckpoint(run.checkpoints, file, net, adam, { epoch, ...(batch === null ? {} : { batch }), optimizerStep: adam.step, lr: adam.lr, rng: [], extra }, config);
+    saveCheckpoint(run.checkpoints, file, net, adam, { epoch, ...(batch === null ? {} : { batch }), optimizerStep: adam.step, lr: adam.lr, rng: [], extra }, config, plan.keepEpochEnds);
   let where = name;
   try {
     for (let epoch = startEpoch; epoch < o.epochs; epoch++) {

@@ -72,6 +72,12 @@ export interface LevelOptions {
    * per image and epoch) instead of the image as it is (default false).
    */
   featureVariants?: boolean;
+  /**
+   * Level 2: keep, instead of the best-validation epoch's weights, the parameters averaged over the
+   * last N epochs with BatchNorm statistics recomputed from the training maps (stochastic weight
+   * averaging; level2.ts). 0 or absent: the best-validation weights.
+   */
+  averageLast?: number;
 }
 
 /** The pool size Level 1 trains with: `o.poolImages`, else what the default memory budget holds. */

@@ -95,6 +95,9 @@ Options:
                         the image (default 0: the grid)
   --level2-augment on|off  Level 2 trains on the feature maps of all 8 flips/rotations of each training
                         image, one drawn per image and epoch (8× the training feature cache; default off)
+  --level2-average-last N  keep as level2.safetensors the parameters averaged over the last N Level-2
+                        epochs, BatchNorm statistics recomputed from the training maps (stochastic
+                        weight averaging), instead of the best-validation epoch's (default 0: best epoch)
   --colour-augment on|off  the original's colour/contrast/brightness factors in [1, 2) (default: on; ${TILE_TRAINING.colourAugment} for tile)
   --colour-normalise none|channel-stats  per-image colour normalisation before patching: each image's
                         per-channel RGB mean and std set to the training set's average (measured at
@@ -172,6 +175,7 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     'stain-augment': { type: 'string' },
     'patch-jitter': { type: 'string' },
     'level2-augment': { type: 'string' },
+    'level2-average-last': { type: 'string' },
     'colour-augment': { type: 'string' },
     'colour-normalise': { type: 'string' },
     devices: { type: 'string' },
@@ -215,6 +219,9 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
     warn,
     onMismatch: values['no-resize'] ? ('refuse' as const) : ('resize' as const),
   };
+  const level2Epochs = intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level2 : 60);
+  const averageLast = intFlag(values['level2-average-last'], 'level2-average-last', 0, 0);
+  if (averageLast > level2Epochs) throw new UsageError(`--level2-average-last ${averageLast} averages more epochs than Level 2 trains (--level2-epochs ${level2Epochs})`);
   return {
     data: typeof values.data === 'string' ? resolve(values.data) : null,
     out: resolve(typeof values.out === 'string' ? values.out : join('runs', presetName.replace(/\.json$/, '').replace(/[^\w.-]/g, '_'))),
@@ -236,7 +243,8 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
       lr: floatFlag(values['level2-lr'], 'level2-lr', isTile ? TILE_TRAINING.level2Lr : common.lr),
       weightDecay: floatFlag(values['level2-weight-decay'], 'level2-weight-decay', weightDecay, (v) => v >= 0),
       labelSmoothing: floatFlag(values['level2-label-smoothing'], 'level2-label-smoothing', labelSmoothing, (v) => v >= 0 && v < 1),
-      epochs: intFlag(values['level2-epochs'], 'level2-epochs', isSeed ? 20 : isTile ? TILE_EPOCHS.level2 : 60),
+      epochs: level2Epochs,
+      averageLast,
       featureVariants: choiceFlag(values['level2-augment'], 'level2-augment', ['on', 'off'] as const, 'off') === 'on',
     },
     devices: intFlag(values.devices, 'devices', 1),
