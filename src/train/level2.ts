@@ -4,11 +4,12 @@
  * inside one) for resume — the epoch loop of epoch_loop.ts — and the best-validation weights kept
  * as level2.safetensors, or with `averageLast` N the parameters averaged over the last N epochs.
  *
- * Why averaging: on 44–56 validation images the best epoch is a noisy pick. Retrained with five
- * seeds on the frozen Level-1 maps of every fold of two 5-fold cross-validations of the LC25000 dev
- * set (tools/level2-cv.ts), the average of the last 10 of 30 epochs scored 0.5 and 1.0 points more
- * of the 369 test tiles than the best-validation weights on average, on 9 of the 10 seeds at least
- * as many, with a smaller spread across seeds (README, Science results, round 9).
+ * Why averaging is offered: on 44–56 validation images the best epoch is a noisy pick. Retrained
+ * with five seeds on the frozen Level-1 maps of every fold of two 5-fold cross-validations of the
+ * LC25000 dev set (tools/level2-cv.ts), the average of the last 10 of 30 epochs scored 0.5 and 1.0
+ * points more of the 369 test tiles than the best-validation weights on average, on 9 of the 10
+ * seeds at least as many; on the fixed 56-image test split, 0.9 points less over four seeds. Off by
+ * default (README, Science results, round 9).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
