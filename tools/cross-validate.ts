@@ -84,11 +84,11 @@ interface Prediction {
 async function scoreNormalisedCopy(rt: Runtime, foldDir: string, trainStats: readonly ColourStats[]): Promise<{ report: EvaluationReport; stats: ColourStats[] }> {
   const dir = join(foldDir, 'colour-normalised');
   const reportPath = join(dir, 'report.json');
-  const foldData: Dataset = readDataset(join(foldDir, 'data'), { seed: 0 });
   let report: EvaluationReport;
   if (existsSync(reportPath)) {
     report = JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
   } else {
+    const foldData: Dataset = readDataset(join(foldDir, 'data'), { seed: 0 });
     rmSync(dir, { recursive: true, force: true });
     const images = await colourNormalise(foldData.splits.test, averageChannelStats(trainStats), join(dir, 'data', 'test'));
     const runDir = join(foldDir, 'run');

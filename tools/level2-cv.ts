@@ -81,6 +81,8 @@ async function main(): Promise<void> {
   const out = resolve(values.out ?? join(cv, 'level2-cv'));
   const seeds = values.seeds.split(',').map(Number);
   const last = Number(values.last);
+  if (!seeds.every((s) => Number.isInteger(s) && s >= 0)) throw new Error(`--seeds must list non-negative integers (got ${values.seeds})`);
+  if (!Number.isInteger(last) || last < 1) throw new Error(`--last must be an integer ≥ 1 (got ${values.last})`);
   mkdirSync(out, { recursive: true });
   if (values.summarise) {
     const saved = JSON.parse(readFileSync(join(out, 'epochs.json'), 'utf8')) as FoldRecord[];
@@ -127,6 +129,8 @@ async function main(): Promise<void> {
         const t0 = Date.now();
         // With averageLast, trainLevel2 leaves `net` holding the averaged parameters (--level2-average-last).
         const o = { ...settings.level2, resume: false, averageLast: Math.min(last, settings.level2.epochs) };
+        const runAveraged = settings.level2.averageLast ?? 0;
+        if (runAveraged && runAveraged !== o.averageLast) throw new Error(`the fold runs average Level 2 over ${runAveraged} epochs (--level2-average-last); pass --last ${runAveraged}`);
         const { net } = await trainLevel2([rt], head, config, [split.train], split.val, level1Hash, o, async (summary, n) => {
           const r = await evaluateImages(rt, n, split.test, config, o.batchSize);
           epochs.push({ epoch: summary.epoch, valAccuracy: summary.valAccuracy, valLoss: summary.valLoss, test: r.logp.map((row) => [...row].map(Math.exp)) });
@@ -136,8 +140,6 @@ async function main(): Promise<void> {
         rmSync(head.checkpoints, { recursive: true, force: true });
         heads.push({ fold: k, seed, epochs, averaged });
         // What the fold run kept: its own seed must reproduce its report.
-        const runAveraged = settings.level2.averageLast ?? 0;
-        if (runAveraged && runAveraged !== o.averageLast) throw new Error(`the fold runs average Level 2 over ${runAveraged} epochs; pass --last ${runAveraged}`);
         const kept = runAveraged ? averaged : rules(last)[0]!.pick({ fold: k, seed, epochs, averaged });
         const acc = kept.filter((row, i) => argmax(row) === labels[i]).length / labels.length;
         console.log(`fold ${k} seed ${seed}: Level 2 as train keeps it ${(100 * acc).toFixed(1)}% of ${labels.length} test images${seed === runSeed ? ` (the fold run: ${(100 * report.accuracy).toFixed(1)}%)` : ''}, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -151,7 +153,6 @@ async function main(): Promise<void> {
   }
   writeSummary(records, seeds, last, out, cv, positionals);
 }
-
 
 /** Pooled accuracy of each rule, per seed and for the mean over seeds. */
 function writeSummary(records: FoldRecord[], seeds: number[], last: number, out: string, cv: string, flags: string[]): void {
