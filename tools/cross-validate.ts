@@ -28,7 +28,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { installKernelChoices, parseKernelChoicesFile } from '../src/kernels/autotune.ts';
 import { createNodeRuntime } from '../src/kernels/node.ts';
 import type { Runtime } from '../src/kernels/runtime.ts';
 import { averageChannelStats } from '../src/nn/colour_normalise.ts';
@@ -36,6 +35,7 @@ import { parseTrainArgs, train } from '../src/train/commands/train.ts';
 import { readDataset, type Dataset } from '../src/train/dataset.ts';
 import type { EvaluationReport } from '../src/train/evaluate.ts';
 import { groupKFold, type GroupedImage, type GroupFold } from '../src/train/group_folds.ts';
+import { useRunKernels } from '../src/train/kernels.ts';
 import { parseCsv } from '../src/slide/labels.ts';
 import { confusionMatrix, macroAuc, oneVsRestRoc, wilsonInterval } from '../src/train/metrics.ts';
 import { RunFolder } from '../src/train/run_folder.ts';
@@ -69,13 +69,6 @@ function linkFold(fold: GroupFold, classes: readonly string[], dir: string): voi
   }
 }
 
-interface Prediction {
-  file: string;
-  label: string;
-  predicted: string;
-  probabilities: number[];
-}
-
 /**
  * Fold k's model scored on the colour-normalised copy of its test images (written under
  * OUT/fold-k/colour-normalised/, its report kept there and read on later calls), with the fold's
@@ -92,8 +85,7 @@ async function scoreNormalisedCopy(rt: Runtime, foldDir: string, trainStats: rea
     rmSync(dir, { recursive: true, force: true });
     const images = await colourNormalise(foldData.splits.test, averageChannelStats(trainStats), join(dir, 'data', 'test'));
     const runDir = join(foldDir, 'run');
-    const kernels = join(runDir, 'kernels.json');
-    if (existsSync(kernels)) installKernelChoices(rt, parseKernelChoicesFile(readFileSync(kernels, 'utf8'), kernels).choices, kernels);
+    useRunKernels(rt, new RunFolder(runDir), (m) => console.warn(`warning: ${m}`));
     report = await evaluateCopy(rt, runDir, join(dir, 'run'), { ...foldData, root: join(dir, 'data'), splits: { train: [], val: [], test: images } });
     writeFileSync(reportPath, `${JSON.stringify(report)}\n`);
   }
@@ -196,7 +188,7 @@ async function main(): Promise<void> {
   const normProbabilities: number[][] = [];
   const normBaselineCorrect = COLOUR_BASELINES.map(() => 0);
   const perFold = done.map(({ k, fold }) => {
-    const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as { classes: string[]; accuracy: number; patches: number; patchAccuracy: number; macroAuc: number; predictions: Prediction[] };
+    const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as EvaluationReport;
     if (report.classes.join() !== dataset.classes.join()) throw new Error(`fold ${k}: report classes ${report.classes.join(', ')} differ from the dataset's ${dataset.classes.join(', ')}`);
     if (report.predictions.length !== fold.test.length) throw new Error(`fold ${k}: report has ${report.predictions.length} predictions, the fold ${fold.test.length} test images (delete OUT/fold-${k}/run/report to rescore)`);
     const keyOfLink = new Map(fold.test.map((i) => [linkPath(join(out, `fold-${k}`, 'data'), 'test', dataset.classes, i), i.key]));
