@@ -15,7 +15,6 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { installKernelChoices, parseKernelChoicesFile } from '../src/kernels/autotune.ts';
 import { createNodeRuntime } from '../src/kernels/node.ts';
 import { validateConfig } from '../src/nn/config.ts';
 import { buildPatchNetwork } from '../src/nn/networks.ts';
@@ -25,7 +24,10 @@ import { loadWeights } from '../src/nn/weights.ts';
 import { recalibrateBatchNorm } from '../src/train/bn_recalibrate.ts';
 import { applyCheckpoint, checkpointName, listCheckpoints, readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { readDataset } from '../src/train/dataset.ts';
+import { useRunKernels } from '../src/train/kernels.ts';
 import { evaluatePatches, level1PoolImages } from '../src/train/level1.ts';
+import { withoutResizeNotes } from '../src/train/resize_notes.ts';
+import { RunFolder } from '../src/train/run_folder.ts';
 import { DEFAULT_BN_RECALIBRATE } from '../src/train/commands/train.ts';
 
 const { values } = parseArgs({ options: { run: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' } } });
@@ -40,7 +42,7 @@ const info = JSON.parse(readFileSync(join(src, 'train.json'), 'utf8')) as { data
 const dataset = readDataset(info.data, { seed: info.seed });
 const warn = (m: string) => console.warn(`warning: ${m}`);
 const rt = await createNodeRuntime();
-installKernelChoices(rt, parseKernelChoicesFile(readFileSync(join(src, 'kernels.json'), 'utf8'), join(src, 'kernels.json')).choices, join(src, 'kernels.json'));
+useRunKernels(rt, new RunFolder(src), warn); // the versions RUN trained with, as evaluate uses
 
 /** Epoch `epoch`'s Level-1 checkpoint: in checkpoints/ (the newest three) or kept/ (copies a screen made of every epoch's). */
 function epochCheckpoint(epoch: number): string {
@@ -73,7 +75,7 @@ for (const epoch of epochs) {
 const averaged = new Map<string, TensorEntry>([...lastCheckpoint.file.tensors].filter(([k]) => !k.startsWith('optim.')));
 for (const [key, { shape, sum }] of sums) averaged.set(key, { dtype: 'F32', shape, data: new Uint8Array(Float32Array.from(sum, (s) => s / epochs.length).buffer) });
 
-const decode = { warn, onMismatch: 'resize' as const };
+const decode = { warn: withoutResizeNotes(warn), onMismatch: 'resize' as const }; // the run was trained on these images: their size is known
 const before = await evaluatePatches(rt, net, dataset.splits.val, config, { batchSize: 16, seed: info.seed, ...decode });
 loadWeights(net, { tensors: averaged, metadata: {} }, `average of epochs ${epochs.join(',')}`);
 const used = await recalibrateBatchNorm(rt, net, dataset.splits.train, config, { patches: DEFAULT_BN_RECALIBRATE, batchSize: 16, poolImages: level1PoolImages({}, config, rt.maxMemoryBytes), seed: info.seed, epoch: last - 1, ...decode });

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import type { Runtime } from '../src/kernels/runtime.ts';
 import type { Dataset, DatasetImage } from '../src/train/dataset.ts';
 import { evaluateRun, type EvaluationReport } from '../src/train/evaluate.ts';
+import { collectResizeNotes, MODEL_SIZE_HINT } from '../src/train/resize_notes.ts';
 import { RunFolder } from '../src/train/run_folder.ts';
 import { colourStats, type ColourStats } from './colour_baselines.ts';
 
@@ -39,9 +40,9 @@ export async function evaluateCopy(rt: Runtime, runDir: string, copyDir: string,
   for (const f of ['config.json', 'level1.safetensors', 'level2.safetensors']) cpSync(join(runDir, f), join(copyDir, f));
   const run = new RunFolder(copyDir);
   run.create();
-  let resized = 0; // decode.ts notes each resized image; one line says it here
-  const warn = (m: string) => (/: image is \d+×\d+, resized to \d+×\d+$/.test(m) ? resized++ : console.warn(`warning: ${m}`));
-  const report = await evaluateRun(rt, run, dataset, 'test', { tta: false, batchSize: 16, warn, onMismatch: 'resize', log: () => {} });
-  if (resized) console.warn(`note: ${resized} of ${dataset.splits.test.length} images in ${dataset.root} were resized to the model's ${run.readConfig().imageSize}²`);
+  const resized = collectResizeNotes((m) => console.warn(`warning: ${m}`));
+  const report = await evaluateRun(rt, run, dataset, 'test', { tta: false, batchSize: 16, warn: resized.warn, onMismatch: 'resize', log: () => {} });
+  const summary = resized.summary(run.readConfig().imageSize, MODEL_SIZE_HINT);
+  if (summary) console.warn(`note: ${summary}`);
   return report;
 }

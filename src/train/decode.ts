@@ -176,7 +176,7 @@ export async function decodeImage(path: string, options: DecodeOptions): Promise
     throw new ImageError(path, `decoded to ${info.width}×${info.height}×${info.channels}, expected ${imageSize}×${imageSize}×3`);
   }
   if (mismatch) {
-    (options.warn ?? console.warn)(`${path}: image is ${header.width}×${header.height}, resized to ${imageSize}×${imageSize}`);
+    (options.warn ?? console.warn)(resizeNote(path, header.width, header.height, imageSize));
   }
   return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
 }
@@ -311,4 +311,14 @@ async function jpegStartOfScan(read: (position: number, length: number) => Promi
     pos += 2 + length;
   }
   return -1;
+}
+
+/** decodeImage's note that `path` was resized to the model's size (resize_notes.ts counts them). */
+function resizeNote(path: string, width: number, height: number, imageSize: number): string {
+  return `${path}: image is ${width}×${height}, resized to ${imageSize}×${imageSize}`;
+}
+
+/** True for a note made by resizeNote. */
+export function isResizeNote(message: string): boolean {
+  return /: image is \d+×\d+, resized to \d+×\d+$/.test(message);
 }

@@ -3,10 +3,11 @@
  * evaluate and predict through the CLI, and resume: an interrupted run continued with --resume
  * ends with the same weights, bit for bit, as an uninterrupted one.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ModelConfig } from '../../src/nn/config.ts';
 import { parseTrainArgs, train } from '../../src/train/commands/train.ts';
@@ -67,6 +68,32 @@ describe('the two-level pipeline', () => {
     expect(p.patches).toHaveLength(9);
     expect(p.patches[4]).toMatchObject({ x: 1, y: 1 });
     expect(existsSync(join(root, 'heat', 'sc_0007-heatmap.png'))).toBe(true);
+  });
+
+  it('evaluate and predict say once that images of another size are resized, not once per image', async () => {
+    const resized = join(root, 'data-96');
+    const images: string[] = [];
+    for (const split of ['train', 'val', 'test']) {
+      for (const cls of readdirSync(join(data, split))) {
+        mkdirSync(join(resized, split, cls), { recursive: true });
+        for (const f of readdirSync(join(data, split, cls))) {
+          await sharp(join(data, split, cls, f)).resize(96, 96).toFile(join(resized, split, cls, f));
+          if (split === 'test') images.push(join(resized, split, cls, f));
+        }
+      }
+    }
+    const stderrOf = (args: string[]) => {
+      const r = spawnSync(process.execPath, ['bin/lungpath.js', ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stderr.trim().split('\n').filter((l) => l.includes('96×96'));
+    };
+    const total = ['train', 'val', 'test'].flatMap((s) => readdirSync(join(resized, s)).flatMap((c) => readdirSync(join(resized, s, c)))).length;
+    expect(stderrOf(['evaluate', '--run', join(root, 'run'), '--data', resized])).toEqual([
+      expect.stringMatching(new RegExp(`^warning: ${total} images are not 128×128 \\(${total} of 96×96\\); they are resized to 128×128`)),
+    ]);
+    expect(stderrOf(['predict', '--run', join(root, 'run'), '--heatmap', join(root, 'heat-96'), ...images])).toEqual([
+      expect.stringMatching(new RegExp(`^warning: ${images.length} images are not 128×128 \\(${images.length} of 96×96\\)`)),
+    ]);
   });
 
   it('trains end to end on two devices (--devices 2)', async () => {

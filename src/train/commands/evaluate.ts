@@ -8,6 +8,7 @@ import { RunFolder } from '../run_folder.ts';
 import { choiceFlag, intFlag, parse, UsageError } from './args.ts';
 import { ensureDefaultDataset } from './default_data.ts';
 import { loadDataset } from './train.ts';
+import { MODEL_SIZE_HINT, withoutResizeNotes } from '../resize_notes.ts';
 import { resolve } from 'node:path';
 
 const HELP = `Usage: lungpath evaluate --run RUN [options]
@@ -48,11 +49,11 @@ export async function runEvaluate(argv: string[]): Promise<number> {
   const split = choiceFlag(values.split, 'split', ['train', 'val', 'test'] as const, 'test');
   const info = run.readTrainInfo();
   const dir = typeof values.data === 'string' ? resolve(values.data) : (info?.data ?? (await ensureDefaultDataset(log)));
-  const dataset = await loadDataset(dir, config, info?.seed ?? 0, Boolean(values['skip-bad']), log);
+  const dataset = await loadDataset(dir, config, info?.seed ?? 0, Boolean(values['skip-bad']), log, warn, MODEL_SIZE_HINT);
   const rt = await createNodeRuntime();
   useRunKernels(rt, run, warn);
   try {
-    const report = await evaluateRun(rt, run, dataset, split, { tta: Boolean(values.tta), batchSize: intFlag(values['batch-size'], 'batch-size', 16), warn, onMismatch: 'resize', log });
+    const report = await evaluateRun(rt, run, dataset, split, { tta: Boolean(values.tta), batchSize: intFlag(values['batch-size'], 'batch-size', 16), warn: withoutResizeNotes(warn), onMismatch: 'resize', log });
     await writeReport(run, report);
     if (json) console.log(JSON.stringify(report));
     else {

@@ -10,6 +10,7 @@ import { loadRunNetworks } from '../evaluate.ts';
 import { useRunKernels } from '../kernels.ts';
 import { renderHeatmap } from '../heatmap.ts';
 import { predictImages } from '../predict.ts';
+import { collectResizeNotes, MODEL_SIZE_HINT } from '../resize_notes.ts';
 import { RunFolder } from '../run_folder.ts';
 import { intFlag, parse, UsageError } from './args.ts';
 
@@ -36,12 +37,15 @@ export async function runPredict(argv: string[]): Promise<number> {
   const run = new RunFolder(resolve(values.run));
   const config = run.readConfig();
   const warn = (m: string) => console.error(`warning: ${m}`);
+  const resized = collectResizeNotes(warn);
   const rt = await createNodeRuntime();
   useRunKernels(rt, run, warn);
   const { level1, level2 } = loadRunNetworks(rt, run, config);
   try {
     const files = positionals.map((p) => resolve(p));
-    const predictions = await predictImages(rt, level1, level2, config, files, { batchSize: intFlag(values['batch-size'], 'batch-size', 16), warn, onMismatch: 'resize' });
+    const predictions = await predictImages(rt, level1, level2, config, files, { batchSize: intFlag(values['batch-size'], 'batch-size', 16), warn: resized.warn, onMismatch: 'resize' });
+    const summary = resized.summary(config.imageSize, MODEL_SIZE_HINT);
+    if (summary) warn(summary);
     for (const p of predictions) {
       if (values.json) console.log(JSON.stringify(p));
       else {

@@ -28,6 +28,7 @@ import { releaseFreeNativeMemory } from '../native_memory.ts';
 import { ensureDefaultDataset, DEFAULT_SYNTH } from './default_data.ts';
 import { choiceFlag, floatFlag, intFlag, parse, UsageError } from './args.ts';
 import { RELIABILITY_FLAGS, RELIABILITY_HELP, reliabilityOptions } from './reliability_flags.ts';
+import { resizeSummary, TRAIN_RESIZE_HINT, withoutResizeNotes } from '../resize_notes.ts';
 
 /** Patches the BatchNorm statistics are recomputed from after each Level-1 epoch (--bn-recalibrate). */
 export const DEFAULT_BN_RECALIBRATE = 2048;
@@ -255,31 +256,13 @@ export function parseTrainArgs(argv: string[]): TrainSettings | null {
 }
 
 /** Reads and validates the dataset; stops with every problem listed unless skipBad. */
-export async function loadDataset(dir: string, config: ModelConfig, seed: number, skipBad: boolean, log: (m: string) => void, warn?: (m: string) => void): Promise<Dataset> {
+export async function loadDataset(dir: string, config: ModelConfig, seed: number, skipBad: boolean, log: (m: string) => void, warn?: (m: string) => void, resizeHint = TRAIN_RESIZE_HINT): Promise<Dataset> {
   const dataset = readDataset(dir, { seed });
   const checked = await validateDataset(dataset, config, { skipBad });
   if (checked.bad.length > 0 && !skipBad) throw new Error(`the dataset has problems; fix them or pass --skip-bad:\n${formatProblems(checked.bad)}`);
   if (checked.skipped > 0) log(`skipped ${checked.skipped} bad files:\n${formatProblems(checked.bad)}`);
-  if (warn && checked.warnings.length > 0) warn(resizeSummary(checked.warnings, config.imageSize));
+  if (warn && checked.warnings.length > 0) warn(resizeSummary(checked.warnings, config.imageSize, resizeHint));
   return checked.dataset;
-}
-
-/** One line for all images of another size than the model's (validateDataset's warnings). */
-export function resizeSummary(warnings: readonly string[], imageSize: number): string {
-  const sizes = new Map<string, number>();
-  for (const w of warnings) {
-    const size = /image is (\d+×\d+)/.exec(w)?.[1] ?? 'other';
-    sizes.set(size, (sizes.get(size) ?? 0) + 1);
-  }
-  const list = [...sizes].sort((a, b) => b[1] - a[1]).map(([size, n]) => `${n} of ${size}`).join(', ');
-  return `${warnings.length} images are not ${imageSize}×${imageSize} (${list}); they are resized to ${imageSize}×${imageSize} whenever they are loaded (a preset or config with imageSize equal to the tiles' size trains at their own size)`;
-}
-
-/** `warn` without the per-image resize notes of decode.ts (resizeSummary said it once). */
-function withoutResizeNotes(warn: (m: string) => void): (m: string) => void {
-  return (m) => {
-    if (!/: image is \d+×\d+, resized to \d+×\d+$/.test(m)) warn(m);
-  };
 }
 
 async function writeCurves(run: RunFolder): Promise<void> {
