@@ -34,14 +34,17 @@ export async function colourNormalise(images: DatasetImage[], target: ColourStat
   return out;
 }
 
-/** Evaluates a run's weights on `dataset`'s test split in a copy of the run folder (its own feature cache). */
-export async function evaluateCopy(rt: Runtime, runDir: string, copyDir: string, dataset: Dataset): Promise<EvaluationReport> {
+/**
+ * Evaluates a run's weights on `dataset`'s test split in a copy of the run folder (its own feature
+ * cache; the run's report is left alone), optionally with 8-way test-time augmentation.
+ */
+export async function evaluateCopy(rt: Runtime, runDir: string, copyDir: string, dataset: Dataset, tta = false): Promise<EvaluationReport> {
   mkdirSync(copyDir, { recursive: true });
   for (const f of ['config.json', 'level1.safetensors', 'level2.safetensors']) cpSync(join(runDir, f), join(copyDir, f));
   const run = new RunFolder(copyDir);
   run.create();
   const resized = collectResizeNotes((m) => console.warn(`warning: ${m}`));
-  const report = await evaluateRun(rt, run, dataset, 'test', { tta: false, batchSize: 16, warn: resized.warn, onMismatch: 'resize', log: () => {} });
+  const report = await evaluateRun(rt, run, dataset, 'test', { tta, batchSize: 16, warn: resized.warn, onMismatch: 'resize', log: () => {} });
   const summary = resized.summary(run.readConfig().imageSize, MODEL_SIZE_HINT);
   if (summary) console.warn(`note: ${summary}`);
   return report;

@@ -7,11 +7,13 @@
  * interval, confusion, macro AUC, and the colour-only baselines fitted and scored on the same folds.
  * Each fold's model and the baselines are also scored on a colour-normalised copy of its test images
  * (each image's per-channel RGB mean and std set to the fold's training average; colour_normalised_copy.ts),
- * where colour alone is at chance: what a model keeps there it learned from the tissue.
+ * where colour alone is at chance: what a model keeps there it learned from the tissue. With --tta,
+ * each fold's model is also scored with 8-way flip/rotation test-time augmentation (majority vote,
+ * as `lungpath evaluate --tta`) on its test images, in OUT/fold-k/tta/.
  *
  *   npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group]
  *     [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2]
- *     [--by-column COL] [--out runs/cv] [-- lungpath train flags, e.g. --preset tile --seed 1]
+ *     [--by-column COL] [--tta] [--out runs/cv] [-- lungpath train flags, e.g. --preset tile --seed 1]
  *
  * --groups defaults to DIR/manifest.csv; its --file-column holds each image's path relative to DIR.
  * A fold whose run already holds report/report.json is read, not retrained; one with checkpoints
@@ -42,7 +44,7 @@ import { RunFolder } from '../src/train/run_folder.ts';
 import { COLOUR_BASELINES, colourBaselinePredictions, colourStats, type ColourStats } from './colour_baselines.ts';
 import { colourNormalise, evaluateCopy } from './colour_normalised_copy.ts';
 
-const USAGE = 'usage: npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group] [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2] [--by-column COL] [--out runs/cv] [-- lungpath train flags]';
+const USAGE = 'usage: npx tsx tools/cross-validate.ts --data DIR [--groups CSV] [--file-column file] [--group-column group] [--folds 5] [--val-fraction 0.15] [--held-out first|all] [--split-seed 0] [--only-folds 0,2] [--by-column COL] [--tta] [--out runs/cv] [-- lungpath train flags]';
 
 /** Rows of a CSV with a header line, as records by column name. */
 function readCsvRecords(path: string): Record<string, string>[] {
@@ -94,6 +96,18 @@ async function scoreNormalisedCopy(rt: Runtime, foldDir: string, trainStats: rea
   return { report, stats };
 }
 
+/** Fold k's model scored with 8-way test-time augmentation on its test images, in OUT/fold-k/tta/ (the report kept there and read on later calls). */
+async function scoreWithTta(rt: Runtime, foldDir: string): Promise<EvaluationReport> {
+  const dir = join(foldDir, 'tta');
+  const reportPath = join(dir, 'report.json');
+  if (existsSync(reportPath)) return JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
+  const runDir = join(foldDir, 'run');
+  useRunKernels(rt, new RunFolder(runDir), (m) => console.warn(`warning: ${m}`));
+  const report = await evaluateCopy(rt, runDir, join(dir, 'run'), readDataset(join(foldDir, 'data'), { seed: 0 }), true);
+  writeFileSync(reportPath, `${JSON.stringify(report)}\n`);
+  return report;
+}
+
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
 async function main(): Promise<void> {
@@ -110,6 +124,7 @@ async function main(): Promise<void> {
       'split-seed': { type: 'string', default: '0' },
       'only-folds': { type: 'string' },
       'by-column': { type: 'string' },
+      tta: { type: 'boolean' },
       out: { type: 'string', default: 'runs/cv' },
     },
   });
@@ -144,6 +159,7 @@ async function main(): Promise<void> {
   const rt = await createNodeRuntime();
   const stats = new Map<string, ColourStats>();
   const normalised = new Map<number, Awaited<ReturnType<typeof scoreNormalisedCopy>>>();
+  const withTta = new Map<number, EvaluationReport>();
   let done: { k: number; fold: GroupFold }[] = [];
   try {
     for (const [k, fold] of folds.entries()) {
@@ -169,6 +185,7 @@ async function main(): Promise<void> {
       const dataDir = join(out, `fold-${k}`, 'data');
       if (!existsSync(dataDir)) linkFold(fold, dataset.classes, dataDir);
       normalised.set(k, await scoreNormalisedCopy(rt, join(out, `fold-${k}`), fold.train.map((i) => stats.get(i.key)!)));
+      if (values.tta) withTta.set(k, await scoreWithTta(rt, join(out, `fold-${k}`)));
     }
   } finally {
     rt.destroy();
@@ -187,6 +204,9 @@ async function main(): Promise<void> {
   const normLabels: number[] = [];
   const normProbabilities: number[][] = [];
   const normBaselineCorrect = COLOUR_BASELINES.map(() => 0);
+  const ttaLabels: number[] = [];
+  const ttaProbabilities: number[][] = [];
+  const ttaChanged = { onlyWith: 0, onlyWithout: 0 };
   const perFold = done.map(({ k, fold }) => {
     const report = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8')) as EvaluationReport;
     if (report.classes.join() !== dataset.classes.join()) throw new Error(`fold ${k}: report classes ${report.classes.join(', ')} differ from the dataset's ${dataset.classes.join(', ')}`);
@@ -230,11 +250,21 @@ async function main(): Promise<void> {
       normBaselineCorrect[j]! += guesses.filter((g, i) => g === normTest[i]!.label).length;
     });
     const normCorrect = norm.report.predictions.filter((p) => p.predicted === p.label).length;
+    const tta = withTta.get(k);
+    for (const p of tta?.predictions ?? []) {
+      const right = modelRight.get(keyOfLink.get(p.file) ?? '');
+      if (right === undefined) throw new Error(`fold ${k}: OUT/fold-${k}/tta/report.json names ${p.file}, not one of the fold's test images`);
+      if (p.predicted === p.label && !right) ttaChanged.onlyWith++;
+      if (p.predicted !== p.label && right) ttaChanged.onlyWithout++;
+      ttaLabels.push(dataset.classes.indexOf(p.label));
+      ttaProbabilities.push(p.probabilities);
+    }
+    const ttaCorrect = tta ? tta.predictions.filter((p) => p.predicted === p.label).length : null;
     const metrics = new RunFolder(join(out, `fold-${k}`, 'run')).readMetrics();
     const l1 = metrics.filter((m) => m.level === 1 && m.kind === 'epoch').at(-1);
     const l2 = metrics.filter((m) => m.level === 2 && m.kind === 'epoch').map((m) => m.valAccuracy as number);
     const seconds = existsSync(join(out, `fold-${k}`, 'seconds.txt')) ? Number(readFileSync(join(out, `fold-${k}`, 'seconds.txt'), 'utf8')) : null;
-    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: [...modelRight.values()].filter(Boolean).length, patches: report.patches, patchAccuracy: report.patchAccuracy, macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, normalised: { correct: normCorrect, accuracy: normCorrect / norm.report.predictions.length, patchAccuracy: norm.report.patchAccuracy }, seconds };
+    return { fold: k, images: { train: fold.train.length, val: fold.val.length, test: fold.test.length }, accuracy: report.accuracy, correct: [...modelRight.values()].filter(Boolean).length, patches: report.patches, patchAccuracy: report.patchAccuracy, macroAuc: report.macroAuc, level1ValAccuracy: l1?.valAccuracy as number, level2BestValAccuracy: Math.max(...l2), baselines, normalised: { correct: normCorrect, accuracy: normCorrect / norm.report.predictions.length, patchAccuracy: norm.report.patchAccuracy }, ttaCorrect, seconds };
   });
   const n = labels.length;
   const correct = labels.filter((l, i) => l === predicted[i]).length;
@@ -248,6 +278,10 @@ async function main(): Promise<void> {
   const [normLo, normHi] = wilsonInterval(normCorrect, n);
   const normAuc = macroAuc(oneVsRestRoc(normProbabilities, normLabels, dataset.classes.length));
   const normBaselines = COLOUR_BASELINES.map((b, j) => ({ name: b.name, correct: normBaselineCorrect[j]!, accuracy: normBaselineCorrect[j]! / n }));
+  const ttaCorrect = perFold.reduce((a, f) => a + (f.ttaCorrect ?? 0), 0);
+  const ttaSummary = values.tta
+    ? { correct: ttaCorrect, accuracy: ttaCorrect / n, wilson95: wilsonInterval(ttaCorrect, n), macroAuc: macroAuc(oneVsRestRoc(ttaProbabilities, ttaLabels, dataset.classes.length)), perFold: perFold.map((f) => f.ttaCorrect), ...ttaChanged }
+    : null;
   const byColumn = [...byValue].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([value, t]) => ({ value, ...t, accuracy: t.correct / t.images, wilson95: wilsonInterval(t.correct, t.images) }));
 
   const md = [
@@ -261,11 +295,12 @@ async function main(): Promise<void> {
     `**Pooled over ${n} test images: ${pct(correct / n)} (${correct}/${n}; 95% Wilson interval ${pct(lo)}–${pct(hi)}), macro AUC ${pooledAuc.toFixed(3)}; ${pct(patchAccuracy)} of ${patches} test patches.**`,
     `Colour-only baselines on the same folds (in brackets: images only the model gets right / only the baseline): ${baselines.map((b) => `${b.name} ${pct(b.accuracy)} (${b.onlyModel} / ${b.onlyBaseline})`).join('; ')}.`,
     `Colour-normalised copies of the same test images (each image's RGB mean and std set to its fold's training average): the model ${pct(normCorrect / n)} (${normCorrect}/${n}; ${pct(normLo)}–${pct(normHi)}), macro AUC ${normAuc.toFixed(3)}; the baselines ${normBaselines.map((b) => `${b.name} ${pct(b.accuracy)}`).join('; ')}.`,
+    ...(ttaSummary ? [`With 8-way flip/rotation test-time augmentation (majority vote, as lungpath evaluate --tta): ${pct(ttaSummary.accuracy)} (${ttaSummary.correct}/${n}; ${pct(ttaSummary.wilson95[0])}–${pct(ttaSummary.wilson95[1])}), macro AUC ${ttaSummary.macroAuc.toFixed(3)}; per fold ${perFold.map((f) => `${f.ttaCorrect}/${f.images.test}`).join(', ')}; images right only with it ${ttaSummary.onlyWith}, only without ${ttaSummary.onlyWithout}.`] : []),
     `Confusion (rows true ${dataset.classes.join(', ')}; columns predicted): ${confusion.map((r) => `[${r.join(', ')}]`).join(' ')}.`,
     ...(values['by-column'] ? [`By ${values['by-column']}: ${byColumn.map((b) => `${b.value} ${pct(b.accuracy)} (${b.correct}/${b.images}; ${pct(b.wilson95[0])}–${pct(b.wilson95[1])})`).join('; ')}.`] : []),
   ].join('\n');
   writeFileSync(join(out, 'cv.md'), `${md}\n`);
-  writeFileSync(join(out, 'cv.json'), `${JSON.stringify({ data, groups: groupsPath, folds: nFolds, trainFlags, pooled: { images: n, correct, accuracy: correct / n, wilson95: [lo, hi], macroAuc: pooledAuc, confusion, patches, patchAccuracy }, baselines, colourNormalised: { correct: normCorrect, accuracy: normCorrect / n, wilson95: [normLo, normHi], macroAuc: normAuc, baselines: normBaselines }, byColumn: values['by-column'] ? { column: values['by-column'], values: byColumn } : null, perFold }, null, 2)}\n`);
+  writeFileSync(join(out, 'cv.json'), `${JSON.stringify({ data, groups: groupsPath, folds: nFolds, trainFlags, pooled: { images: n, correct, accuracy: correct / n, wilson95: [lo, hi], macroAuc: pooledAuc, confusion, patches, patchAccuracy }, baselines, colourNormalised: { correct: normCorrect, accuracy: normCorrect / n, wilson95: [normLo, normHi], macroAuc: normAuc, baselines: normBaselines }, tta: ttaSummary, byColumn: values['by-column'] ? { column: values['by-column'], values: byColumn } : null, perFold }, null, 2)}\n`);
   console.log(md);
 }
 

@@ -3,7 +3,8 @@
  * LC25000's rotated copies of one source tile): no group is both trained on and scored in a fold,
  * every group is scored exactly once (its first image), the pooled figures are the folds' own,
  * the colour-normalised copies have the fold's training average as their colour statistics, and a
- * second call reads the finished folds instead of training them again.
+ * second call reads the finished folds instead of training them again, and --tta scores every
+ * fold's model with test-time augmentation without touching its run.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -19,8 +20,8 @@ let out: string;
 let groupOf: Map<string, string>;
 const FOLDS = 2;
 
-function crossValidate(): string {
-  const args = ['tsx', 'tools/cross-validate.ts', '--data', setup.data, '--groups', join(setup.root, 'groups.csv'), '--folds', String(FOLDS), '--out', out, '--', '--preset', setup.preset, '--epochs', '1', '--level2-epochs', '1', '--batch-size', '8', '--kernels', 'heuristic'];
+function crossValidate(extra: string[] = []): string {
+  const args = ['tsx', 'tools/cross-validate.ts', '--data', setup.data, '--groups', join(setup.root, 'groups.csv'), '--folds', String(FOLDS), '--out', out, ...extra, '--', '--preset', setup.preset, '--epochs', '1', '--level2-epochs', '1', '--batch-size', '8', '--kernels', 'heuristic'];
   return execFileSync('npx', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -88,5 +89,31 @@ describe('tools/cross-validate.ts', () => {
     expect(log).toMatch(/Pooled over 16 test images/);
     expect(statSync(report).mtimeMs).toBe(before);
     expect(readFileSync(join(out, 'cv.json'), 'utf8')).toBe(summary);
+  }, 300_000);
+
+  it('--tta scores each fold with 8-way test-time augmentation in a copy and pools those reports', () => {
+    const report = join(out, 'fold-0', 'run', 'report', 'report.json');
+    const before = readFileSync(report, 'utf8');
+    const log = crossValidate(['--tta']);
+    expect(log).toMatch(/With 8-way flip\/rotation test-time augmentation/);
+    expect(readFileSync(report, 'utf8')).toBe(before);
+    const summary = JSON.parse(readFileSync(join(out, 'cv.json'), 'utf8'));
+    let correct = 0;
+    let onlyWith = 0;
+    let onlyWithout = 0;
+    for (let k = 0; k < FOLDS; k++) {
+      const tta = JSON.parse(readFileSync(join(out, `fold-${k}`, 'tta', 'report.json'), 'utf8'));
+      const plain = JSON.parse(readFileSync(join(out, `fold-${k}`, 'run', 'report', 'report.json'), 'utf8'));
+      expect(tta.tta).toBe(true);
+      expect(tta.predictions.map((p: { file: string }) => p.file)).toEqual(plain.predictions.map((p: { file: string }) => p.file));
+      tta.predictions.forEach((p: { label: string; predicted: string }, i: number) => {
+        const [withIt, without] = [p.predicted === p.label, plain.predictions[i].predicted === plain.predictions[i].label];
+        correct += Number(withIt);
+        onlyWith += Number(withIt && !without);
+        onlyWithout += Number(without && !withIt);
+      });
+    }
+    expect(summary.tta).toMatchObject({ correct, onlyWith, onlyWithout });
+    expect(summary.pooled.correct - onlyWithout + onlyWith).toBe(correct);
   }, 300_000);
 });
