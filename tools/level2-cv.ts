@@ -28,7 +28,7 @@ import { createNodeRuntime } from '../src/kernels/node.ts';
 import { parseTrainArgs } from '../src/train/commands/train.ts';
 import { readDataset } from '../src/train/dataset.ts';
 import { loadRunNetworks } from '../src/train/evaluate.ts';
-import { cachedFeatures } from '../src/train/features.ts';
+import { cachedFeatures, DIHEDRAL_VARIANTS } from '../src/train/features.ts';
 import { useRunKernels } from '../src/train/kernels.ts';
 import { evaluateImages, trainLevel2 } from '../src/train/level2.ts';
 import { wilsonInterval } from '../src/train/metrics.ts';
@@ -105,8 +105,11 @@ async function main(): Promise<void> {
       const cache = join(out, `fold-${k}`, 'cache');
       if (!existsSync(cache)) cpSync(run.cache, cache, { recursive: true });
       const options = { warn: (m: string) => console.warn(`warning: ${m}`), onMismatch: 'resize' as const };
+      // With --level2-augment on, the training maps of all 8 flips/rotations, as train caches them.
+      const variants = parseTrainArgs([...positionals, '--data', dataDir])?.level2.featureVariants ? DIHEDRAL_VARIANTS : [0];
+      const trainVariants = [];
+      for (const variant of variants) trainVariants.push(await cachedFeatures(rt, cache, 'train', level1, bytes, config, dataset.splits.train, { ...options, variant }));
       const split = {
-        train: await cachedFeatures(rt, cache, 'train', level1, bytes, config, dataset.splits.train, options),
         val: await cachedFeatures(rt, cache, 'val', level1, bytes, config, dataset.splits.val, options),
         test: await cachedFeatures(rt, cache, 'test', level1, bytes, config, dataset.splits.test, options),
       };
@@ -127,7 +130,7 @@ async function main(): Promise<void> {
         const o = { ...settings.level2, resume: false, averageLast: Math.min(last, settings.level2.epochs) };
         const runAveraged = settings.level2.averageLast ?? 0;
         if (runAveraged && runAveraged !== o.averageLast) throw new Error(`the fold runs average Level 2 over ${runAveraged} epochs (--level2-average-last); pass --last ${runAveraged}`);
-        const { net } = await trainLevel2([rt], head, config, [split.train], split.val, level1Hash, o, async (summary, n) => {
+        const { net } = await trainLevel2([rt], head, config, trainVariants, split.val, level1Hash, o, async (summary, n) => {
           const r = await evaluateImages(rt, n, split.test, config, o.batchSize);
           epochs.push({ epoch: summary.epoch, valAccuracy: summary.valAccuracy, valLoss: summary.valLoss, test: r.logp.map((row) => [...row].map(Math.exp)) });
         });
@@ -140,7 +143,7 @@ async function main(): Promise<void> {
         const acc = kept.filter((row, i) => argmax(row) === labels[i]).length / labels.length;
         console.log(`fold ${k} seed ${seed}: Level 2 as train keeps it ${(100 * acc).toFixed(1)}% of ${labels.length} test images${seed === runSeed ? ` (the fold run: ${(100 * report.accuracy).toFixed(1)}%)` : ''}, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       }
-      Object.values(split).forEach((s) => s.close());
+      [...trainVariants, ...Object.values(split)].forEach((s) => s.close());
       records.push({ fold: k, runSeed, runAccuracy: report.accuracy, labels, heads });
       writeFileSync(join(out, 'epochs.json'), JSON.stringify(records));
     }
