@@ -27,7 +27,7 @@
  *
  *   npx tsx tools/cross-validate.ts --data /work/shared/data/lc25000-lung-dev --group-column lc25000_clean_group --out runs/cv -- --preset tile
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createNodeRuntime } from '../src/kernels/node.ts';
@@ -71,6 +71,11 @@ function linkFold(fold: GroupFold, classes: readonly string[], dir: string): voi
   }
 }
 
+/** A kept report of a fold's model, written after the fold run's own report (a fold trained again makes it stale). */
+function isFresh(reportPath: string, foldDir: string): boolean {
+  return existsSync(reportPath) && statSync(reportPath).mtimeMs >= statSync(join(foldDir, 'run', 'report', 'report.json')).mtimeMs;
+}
+
 /**
  * Fold k's model scored on the colour-normalised copy of its test images (written under
  * OUT/fold-k/colour-normalised/, its report kept there and read on later calls), with the fold's
@@ -80,7 +85,7 @@ async function scoreNormalisedCopy(rt: Runtime, foldDir: string, trainStats: rea
   const dir = join(foldDir, 'colour-normalised');
   const reportPath = join(dir, 'report.json');
   let report: EvaluationReport;
-  if (existsSync(reportPath)) {
+  if (isFresh(reportPath, foldDir)) {
     report = JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
   } else {
     const foldData: Dataset = readDataset(join(foldDir, 'data'), { seed: 0 });
@@ -100,7 +105,7 @@ async function scoreNormalisedCopy(rt: Runtime, foldDir: string, trainStats: rea
 async function scoreWithTta(rt: Runtime, foldDir: string): Promise<EvaluationReport> {
   const dir = join(foldDir, 'tta');
   const reportPath = join(dir, 'report.json');
-  if (existsSync(reportPath)) return JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
+  if (isFresh(reportPath, foldDir)) return JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
   const runDir = join(foldDir, 'run');
   useRunKernels(rt, new RunFolder(runDir), (m) => console.warn(`warning: ${m}`));
   const report = await evaluateCopy(rt, runDir, join(dir, 'run'), readDataset(join(foldDir, 'data'), { seed: 0 }), true);

@@ -21,6 +21,7 @@ copy_run() { # copy_run SRC DST [DATA_FROM DATA_TO]
 }
 
 if [ "${1:-}" = --cv ]; then
+  [ $# -eq 3 ] || { sed -n '2,10p' "$0"; exit 2; }
   src=$(realpath "$2"); dst=$(realpath -m "$3")
   for fold in "$src"/fold-*/; do
     k=$(basename "$fold")

@@ -7,7 +7,7 @@
  * fold's model with test-time augmentation without touching its run.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { averageChannelStats } from '../../src/nn/colour_normalise.ts';
@@ -115,5 +115,15 @@ describe('tools/cross-validate.ts', () => {
     }
     expect(summary.tta).toMatchObject({ correct, onlyWith, onlyWithout });
     expect(summary.pooled.correct - onlyWithout + onlyWith).toBe(correct);
+  }, 300_000);
+
+  it('scores a fold again when its run has a newer report than the kept TTA and colour-normalised ones', () => {
+    const kept = [join(out, 'fold-1', 'tta', 'report.json'), join(out, 'fold-1', 'colour-normalised', 'report.json')];
+    const before = kept.map((f) => statSync(f).mtimeMs);
+    const later = new Date(Math.max(...before) + 60_000);
+    utimesSync(join(out, 'fold-1', 'run', 'report', 'report.json'), later, later); // as if fold 1 had been trained again
+    crossValidate(['--tta']);
+    kept.forEach((f, i) => expect(statSync(f).mtimeMs, f).toBeGreaterThan(before[i] as number));
+    expect(statSync(join(out, 'fold-0', 'tta', 'report.json')).mtimeMs).toBeLessThan(later.getTime());
   }, 300_000);
 });
