@@ -19,10 +19,10 @@ import { createNodeRuntime } from '../src/kernels/node.ts';
 import { validateConfig } from '../src/nn/config.ts';
 import { buildPatchNetwork } from '../src/nn/networks.ts';
 import { Adam } from '../src/nn/optim.ts';
-import { entryToFloat32, type TensorEntry } from '../src/nn/safetensors.ts';
+import { type TensorEntry } from '../src/nn/safetensors.ts';
 import { loadWeights } from '../src/nn/weights.ts';
 import { recalibrateBatchNorm } from '../src/train/bn_recalibrate.ts';
-import { applyCheckpoint, checkpointName, listCheckpoints, readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
+import { applyCheckpoint, averageCheckpointTensors, checkpointName, listCheckpoints, readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { readDataset } from '../src/train/dataset.ts';
 import { useRunKernels } from '../src/train/kernels.ts';
 import { evaluatePatches, level1PoolImages } from '../src/train/level1.ts';
@@ -58,22 +58,11 @@ const lastPath = epochCheckpoint(last);
 const lastCheckpoint = readCheckpoint(lastPath);
 const state = applyCheckpoint(lastCheckpoint, lastPath, net, adam);
 
-// Sum the parameters in float64 (not the BatchNorm buffers: the recalibration recomputes them).
-const parameterNames = new Set(net.parameters().map((p) => p.name));
-const sums = new Map<string, { shape: number[]; sum: Float64Array }>();
-for (const epoch of epochs) {
-  const { file } = epoch === last ? lastCheckpoint : readCheckpoint(epochCheckpoint(epoch));
-  for (const [key, entry] of file.tensors) {
-    if (!parameterNames.has(key)) continue;
-    const values32 = entryToFloat32(entry, key);
-    const acc = sums.get(key) ?? { shape: entry.shape, sum: new Float64Array(values32.length) };
-    values32.forEach((v, i) => (acc.sum[i] = (acc.sum[i] as number) + v));
-    sums.set(key, acc);
-  }
-}
+// The parameters' mean (not the BatchNorm buffers: the recalibration recomputes them).
+const means = averageCheckpointTensors(epochs.map(epochCheckpoint), net.parameters().map((p) => p.name));
 // loadWeights takes a whole state: the last checkpoint's buffers (the recalibration overwrites them) and the averaged parameters.
 const averaged = new Map<string, TensorEntry>([...lastCheckpoint.file.tensors].filter(([k]) => !k.startsWith('optim.')));
-for (const [key, { shape, sum }] of sums) averaged.set(key, { dtype: 'F32', shape, data: new Uint8Array(Float32Array.from(sum, (s) => s / epochs.length).buffer) });
+for (const [key, mean] of means) averaged.set(key, { dtype: 'F32', shape: (averaged.get(key) as TensorEntry).shape, data: new Uint8Array(mean.buffer) });
 
 const decode = { warn: withoutResizeNotes(warn), onMismatch: 'resize' as const }; // the run was trained on these images: their size is known
 const before = await evaluatePatches(rt, net, dataset.splits.val, config, { batchSize: 16, seed: info.seed, ...decode });

@@ -71,46 +71,44 @@ function linkFold(fold: GroupFold, classes: readonly string[], dir: string): voi
   }
 }
 
-/** A kept report of a fold's model, written after the fold run's own report (a fold trained again makes it stale). */
-function isFresh(reportPath: string, foldDir: string): boolean {
-  return existsSync(reportPath) && statSync(reportPath).mtimeMs >= statSync(join(foldDir, 'run', 'report', 'report.json')).mtimeMs;
+/**
+ * A report of fold `foldDir`'s model kept in DIR/report.json (DIR under the fold's folder) and read on
+ * later calls while it is newer than the fold run's own report (a fold trained again makes it
+ * stale); otherwise `score` makes it again: `evaluateCopy` in DIR/run, with the fold's kernel table.
+ */
+async function keptFoldReport(rt: Runtime, foldDir: string, dir: string, score: (runDir: string, copyDir: string) => Promise<EvaluationReport>): Promise<EvaluationReport> {
+  const reportPath = join(dir, 'report.json');
+  if (existsSync(reportPath) && statSync(reportPath).mtimeMs >= statSync(join(foldDir, 'run', 'report', 'report.json')).mtimeMs) {
+    return JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
+  }
+  const runDir = join(foldDir, 'run');
+  useRunKernels(rt, new RunFolder(runDir), (m) => console.warn(`warning: ${m}`));
+  const report = await score(runDir, join(dir, 'run'));
+  writeFileSync(reportPath, `${JSON.stringify(report)}\n`);
+  return report;
 }
 
 /**
  * Fold k's model scored on the colour-normalised copy of its test images (written under
- * OUT/fold-k/colour-normalised/, its report kept there and read on later calls), with the fold's
- * own kernel table, and the copy's colour statistics for the baselines.
+ * OUT/fold-k/colour-normalised/, its report kept there), and the copy's colour statistics for the
+ * baselines.
  */
 async function scoreNormalisedCopy(rt: Runtime, foldDir: string, trainStats: readonly ColourStats[]): Promise<{ report: EvaluationReport; stats: ColourStats[] }> {
   const dir = join(foldDir, 'colour-normalised');
-  const reportPath = join(dir, 'report.json');
-  let report: EvaluationReport;
-  if (isFresh(reportPath, foldDir)) {
-    report = JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
-  } else {
+  const report = await keptFoldReport(rt, foldDir, dir, async (runDir, copyDir) => {
     const foldData: Dataset = readDataset(join(foldDir, 'data'), { seed: 0 });
     rmSync(dir, { recursive: true, force: true });
     const images = await colourNormalise(foldData.splits.test, averageChannelStats(trainStats), join(dir, 'data', 'test'));
-    const runDir = join(foldDir, 'run');
-    useRunKernels(rt, new RunFolder(runDir), (m) => console.warn(`warning: ${m}`));
-    report = await evaluateCopy(rt, runDir, join(dir, 'run'), { ...foldData, root: join(dir, 'data'), splits: { train: [], val: [], test: images } });
-    writeFileSync(reportPath, `${JSON.stringify(report)}\n`);
-  }
+    return evaluateCopy(rt, runDir, copyDir, { ...foldData, root: join(dir, 'data'), splits: { train: [], val: [], test: images } });
+  });
   const stats: ColourStats[] = [];
   for (const p of report.predictions) stats.push(await colourStats(p.file));
   return { report, stats };
 }
 
-/** Fold k's model scored with 8-way test-time augmentation on its test images, in OUT/fold-k/tta/ (the report kept there and read on later calls). */
-async function scoreWithTta(rt: Runtime, foldDir: string): Promise<EvaluationReport> {
-  const dir = join(foldDir, 'tta');
-  const reportPath = join(dir, 'report.json');
-  if (isFresh(reportPath, foldDir)) return JSON.parse(readFileSync(reportPath, 'utf8')) as EvaluationReport;
-  const runDir = join(foldDir, 'run');
-  useRunKernels(rt, new RunFolder(runDir), (m) => console.warn(`warning: ${m}`));
-  const report = await evaluateCopy(rt, runDir, join(dir, 'run'), readDataset(join(foldDir, 'data'), { seed: 0 }), true);
-  writeFileSync(reportPath, `${JSON.stringify(report)}\n`);
-  return report;
+/** Fold k's model scored with 8-way test-time augmentation on its test images, in OUT/fold-k/tta/ (its report kept there). */
+function scoreWithTta(rt: Runtime, foldDir: string): Promise<EvaluationReport> {
+  return keptFoldReport(rt, foldDir, join(foldDir, 'tta'), (runDir, copyDir) => evaluateCopy(rt, runDir, copyDir, readDataset(join(foldDir, 'data'), { seed: 0 }), true));
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;

@@ -145,6 +145,27 @@ export function readCheckpoint(path: string) {
 }
 
 /**
+ * Weight averaging (Izmailov et al. 2018): each named tensor's mean over the checkpoints at `paths`,
+ * summed in float64 in the order given and rounded once to float32. Level 2's --level2-average-last
+ * and tools/average-level1.ts.
+ */
+export function averageCheckpointTensors(paths: readonly string[], names: readonly string[]): Map<string, Float32Array> {
+  const sums = new Map<string, Float64Array>();
+  for (const path of paths) {
+    const { file } = readCheckpoint(path);
+    for (const name of names) {
+      const entry = file.tensors.get(name);
+      if (!entry) throw new Error(`${path}: no tensor ${name}`);
+      const values = entryToFloat32(entry, name);
+      const sum = sums.get(name) ?? new Float64Array(values.length);
+      values.forEach((v, i) => (sum[i] = (sum[i] as number) + v));
+      sums.set(name, sum);
+    }
+  }
+  return new Map([...sums].map(([name, sum]) => [name, Float32Array.from(sum, (v) => v / paths.length)]));
+}
+
+/**
  * Loads the newest valid checkpoint of `level` into `net` and `adam`; a corrupt one is skipped
  * with a warning. Returns null when there is none, or when `accept` turns the newest valid one down.
  */

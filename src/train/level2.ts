@@ -18,10 +18,9 @@ import { derivedSizes, type ModelConfig } from '../nn/config.ts';
 import { writeFileAtomic } from '../nn/files.ts';
 import { buildImageNetwork, type TwoPartNetwork } from '../nn/networks.ts';
 import { mixSeed, Rng, SEED_STREAM } from '../nn/random.ts';
-import { entryToFloat32 } from '../nn/safetensors.ts';
 import { weightsToSafetensors } from '../nn/weights.ts';
 import { recalibrateFromBatches } from './bn_recalibrate.ts';
-import { checkpointName, readCheckpoint } from './checkpoint.ts';
+import { averageCheckpointTensors, checkpointName } from './checkpoint.ts';
 import { Replicated } from './data_parallel.ts';
 import { trainEpochs, type TrainBatch } from './epoch_loop.ts';
 import { featureBatch, variantView, type FeatureSplit } from './features.ts';
@@ -146,18 +145,12 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
 async function keepAverage(rt: Runtime, net: TwoPartNetwork, run: RunFolder, config: ModelConfig, train: FeatureSplit, val: FeatureSplit, o: LevelOptions): Promise<EpochSummary> {
   const n = o.averageLast as number;
   const first = o.epochs - n + 1;
-  const sums = new Map(net.parameters().map((p) => [p.name, new Float64Array(p.size)]));
-  for (let epoch = first; epoch <= o.epochs; epoch++) {
-    const path = join(run.checkpoints, checkpointName('level2', epoch, 0));
+  const paths = Array.from({ length: n }, (_, i) => join(run.checkpoints, checkpointName('level2', first + i, 0)));
+  for (const path of paths) {
     if (!existsSync(path)) throw new Error(`${path}: missing; averaging Level 2 over epochs ${first}–${o.epochs} (--level2-average-last ${n}) needs the checkpoint of each (a run resumed from before this option keeps only the newest three: train Level 2 again without --resume)`);
-    const { file } = readCheckpoint(path);
-    for (const [name, sum] of sums) {
-      const entry = file.tensors.get(name);
-      if (!entry) throw new Error(`${path}: no tensor ${name}`);
-      entryToFloat32(entry, name).forEach((v, i) => (sum[i] = (sum[i] as number) + v));
-    }
   }
-  for (const p of net.parameters()) rt.write(p.buffer, Float32Array.from(sums.get(p.name) as Float64Array, (v) => v / n));
+  const means = averageCheckpointTensors(paths, net.parameters().map((p) => p.name));
+  for (const p of net.parameters()) rt.write(p.buffer, means.get(p.name) as Float32Array);
   const images = await recalibrateFromBatches(rt, net, featureBatches(rt, train, indexBatches(train.count, o.batchSize, 0, 0, false), config), train.count);
   const v = await evaluateImages(rt, net, val, config, o.batchSize);
   const summary: EpochSummary = { epoch: o.epochs, trainLoss: NaN, trainAccuracy: NaN, valLoss: v.loss, valAccuracy: v.correct / v.count };
