@@ -32,6 +32,7 @@ import { cachedFeatures, DIHEDRAL_VARIANTS } from '../src/train/features.ts';
 import { useRunKernels } from '../src/train/kernels.ts';
 import { evaluateImages, trainLevel2 } from '../src/train/level2.ts';
 import { wilsonInterval } from '../src/train/metrics.ts';
+import { collectResizeNotes, MODEL_SIZE_HINT } from '../src/train/resize_notes.ts';
 import { RunFolder } from '../src/train/run_folder.ts';
 
 interface EpochRecord {
@@ -104,7 +105,9 @@ async function main(): Promise<void> {
       unused.destroy();
       const cache = join(out, `fold-${k}`, 'cache');
       if (!existsSync(cache)) cpSync(run.cache, cache, { recursive: true });
-      const options = { warn: (m: string) => console.warn(`warning: ${m}`), onMismatch: 'resize' as const };
+      // decode.ts notes each resized image; said once per fold, as train and evaluate do.
+      const resized = collectResizeNotes((m) => console.warn(`warning: ${m}`));
+      const options = { warn: resized.warn, onMismatch: 'resize' as const };
       // With --level2-augment on, the training maps of all 8 flips/rotations, as train caches them.
       const variants = parseTrainArgs([...positionals, '--data', dataDir])?.level2.featureVariants ? DIHEDRAL_VARIANTS : [0];
       const trainVariants = [];
@@ -114,6 +117,8 @@ async function main(): Promise<void> {
         test: await cachedFeatures(rt, cache, 'test', level1, bytes, config, dataset.splits.test, options),
       };
       level1.destroy();
+      const resizeLine = resized.summary(config.imageSize, MODEL_SIZE_HINT);
+      if (resizeLine) console.warn(`warning: fold ${k}: ${resizeLine}`);
       const level1Hash = createHash('sha256').update(bytes).digest('hex');
       const labels = dataset.splits.test.map((i) => i.label);
       const heads: HeadRecord[] = [];

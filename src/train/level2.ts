@@ -85,7 +85,7 @@ export async function evaluateImages(rt: Runtime, net: TwoPartNetwork, split: Fe
  * from: checkpoints made with other Level-1 weights are not resumed. `observe`, if given, sees the
  * network in eval mode after each epoch's validation (tools that score every epoch).
  */
-export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: readonly FeatureSplit[], val: FeatureSplit, level1Hash: string, o: LevelOptions, observe?: (summary: EpochSummary, net: TwoPartNetwork) => Promise<void>): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null; averaged: EpochSummary | null }> {
+export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, config: ModelConfig, train: readonly FeatureSplit[], val: FeatureSplit, level1Hash: string, o: LevelOptions, observe?: (summary: EpochSummary, net: TwoPartNetwork) => Promise<void>): Promise<{ net: TwoPartNetwork; epochs: EpochSummary[]; best: EpochSummary | null }> {
   const rt = rts[0] as Runtime;
   const model = new Replicated(rts, rts.map((r) => buildImageNetwork(r, config, o.seed + 1)), o.lr, o.weightDecay ?? 0, o.labelSmoothing ?? 0);
   const { net } = model;
@@ -131,8 +131,8 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
     },
   });
   model.destroy();
-  const averaged = o.averageLast ? await keepAverage(rt, net, run, config, train[0] as FeatureSplit, val, o) : null;
-  return { net, epochs, best, averaged };
+  if (o.averageLast) await keepAverage(rt, net, run, config, train[0] as FeatureSplit, val, o);
+  return { net, epochs, best };
 }
 
 /**
@@ -142,7 +142,7 @@ export async function trainLevel2(rts: readonly Runtime[], run: RunFolder, confi
  * as torch's swa_utils.update_bn does), validation scored, and the result saved as
  * level2.safetensors. Reads only files, so a run resumed after its last epoch averages the same.
  */
-async function keepAverage(rt: Runtime, net: TwoPartNetwork, run: RunFolder, config: ModelConfig, train: FeatureSplit, val: FeatureSplit, o: LevelOptions): Promise<EpochSummary> {
+async function keepAverage(rt: Runtime, net: TwoPartNetwork, run: RunFolder, config: ModelConfig, train: FeatureSplit, val: FeatureSplit, o: LevelOptions): Promise<void> {
   const n = o.averageLast as number;
   const first = o.epochs - n + 1;
   const paths = Array.from({ length: n }, (_, i) => join(run.checkpoints, checkpointName('level2', first + i, 0)));
@@ -157,5 +157,4 @@ async function keepAverage(rt: Runtime, net: TwoPartNetwork, run: RunFolder, con
   writeFileAtomic(run.level2Weights, await weightsToSafetensors(net, { config: JSON.stringify(config), level: 'level2', epoch: String(o.epochs), averagedEpochs: `${first}-${o.epochs}` }));
   run.logMetric({ level: 2, kind: 'average', fromEpoch: first, toEpoch: o.epochs, valLoss: summary.valLoss, valAccuracy: summary.valAccuracy, batchNormImages: images });
   if (!o.quiet) console.log(`level 2: parameters averaged over epochs ${first}–${o.epochs}, BatchNorm statistics from ${images} training images | validation loss ${summary.valLoss.toFixed(4)} acc ${(100 * summary.valAccuracy).toFixed(1)}% (saved)`);
-  return summary;
 }
