@@ -3,8 +3,9 @@
  * (tools/cross-validate.ts, all on the same folds: the same data and --split-seed) is one member;
  * the ensemble's answer for a test image is the class of largest mean probability over the members.
  * Prints each member's pooled accuracy, the ensemble's (95% Wilson interval, macro AUC, per fold,
- * confusion), the images right only with the ensemble against only with the first member (exact
- * sign test), and with --subsets every ensemble of 2 … n−1 members (its mean, smallest and largest).
+ * confusion), the images every member gets wrong (a bound on any vote of them), the images right
+ * only with the ensemble against only with the first member (exact sign test), and with --subsets
+ * every ensemble of 2 … n−1 members (its mean, smallest and largest).
  *
  *   npx tsx tools/cv-ensemble.ts CV CV … [--report run/report/report.json] [--subsets] [--json FILE]
  *
@@ -41,6 +42,8 @@ console.log(`Confusion (rows true ${members[0]!.classes.join(', ')}; columns pre
 const first = memberScores[0]!;
 const onlyEnsemble = all.right.filter((r, i) => r && !first.right[i]).length;
 const onlyFirst = all.right.filter((r, i) => !r && first.right[i]).length;
+const everyMemberWrong = all.right.filter((_, i) => memberScores.every((m) => !m.right[i])).length;
+console.log(`Wrong in every member: ${everyMemberWrong} images (no vote of these members can score more than ${all.images - everyMemberWrong}/${all.images} = ${pct((all.images - everyMemberWrong) / all.images)}).`);
 console.log(`Against ${members[0]!.dir} alone: right only with the ensemble ${onlyEnsemble}, only without ${onlyFirst} (exact two-sided sign test p = ${signTestP(onlyEnsemble, onlyFirst).toFixed(3)}).`);
 
 const bySize: { size: number; ensembles: { members: string[]; correct: number; accuracy: number }[]; meanAccuracy: number }[] = [];
@@ -62,5 +65,5 @@ if (values.subsets) {
 
 if (values.json) {
   const strip = ({ right: _, ...s }: PooledScore) => s;
-  writeFileSync(values.json, `${JSON.stringify({ report: values.report, members: members.map((m, i) => ({ dir: m.dir, ...strip(memberScores[i]!) })), ensemble: strip(all), onlyEnsemble, onlyFirst, signTestP: signTestP(onlyEnsemble, onlyFirst), subsets: bySize }, null, 1)}\n`);
+  writeFileSync(values.json, `${JSON.stringify({ report: values.report, members: members.map((m, i) => ({ dir: m.dir, ...strip(memberScores[i]!) })), ensemble: strip(all), everyMemberWrong, onlyEnsemble, onlyFirst, signTestP: signTestP(onlyEnsemble, onlyFirst), subsets: bySize }, null, 1)}\n`);
 }

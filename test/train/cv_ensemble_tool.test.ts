@@ -94,9 +94,11 @@ describe('cross-validation ensembles', () => {
     const json = join(root, 'ensemble.json');
     const out = execFileSync('npx', ['tsx', 'tools/cv-ensemble.ts', a, b, '--json', json], { encoding: 'utf8' });
     expect(out).toMatch(/Ensemble of all 2 \(mean probability\): 80\.0% \(4\/5;/);
+    expect(out).toMatch(/Wrong in every member: 0 images/);
     expect(out).toMatch(/right only with the ensemble 2, only without 1 \(exact two-sided sign test p = 1\.000\)/);
     const written = JSON.parse(readFileSync(json, 'utf8'));
     expect(written.ensemble.correct).toBe(4);
+    expect(written.everyMemberWrong).toBe(0);
     expect(written.members.map((m: { correct: number }) => m.correct)).toEqual([3, 4]);
   });
 });
