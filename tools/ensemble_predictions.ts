@@ -70,7 +70,7 @@ export function checkSameFolds(members: readonly CvPredictions[]): void {
 /** Image-by-image mean of the members' probabilities (members already checked by checkSameFolds). */
 export function meanProbabilities(members: readonly CvPredictions[]): number[][] {
   const first = members[0] as CvPredictions;
-  return first.images.map((_, i) => first.images[i]!.probabilities.map((_, c) => members.reduce((a, m) => a + (m.images[i]!.probabilities[c] as number), 0) / members.length));
+  return first.images.map((image, i) => image.probabilities.map((_, c) => members.reduce((a, m) => a + (m.images[i]!.probabilities[c] as number), 0) / members.length));
 }
 
 export interface PooledScore {
