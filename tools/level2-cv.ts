@@ -28,7 +28,7 @@ import { createNodeRuntime } from '../src/kernels/node.ts';
 import { parseTrainArgs } from '../src/train/commands/train.ts';
 import { readDataset } from '../src/train/dataset.ts';
 import { loadRunNetworks } from '../src/train/evaluate.ts';
-import { cachedFeatures, DIHEDRAL_VARIANTS } from '../src/train/features.ts';
+import { cachedFeatures, cachedTrainFeatures } from '../src/train/features.ts';
 import { useRunKernels } from '../src/train/kernels.ts';
 import { evaluateImages, trainLevel2 } from '../src/train/level2.ts';
 import { wilsonInterval } from '../src/train/metrics.ts';
@@ -109,9 +109,8 @@ async function main(): Promise<void> {
       const resized = collectResizeNotes((m) => console.warn(`warning: ${m}`));
       const options = { warn: resized.warn, onMismatch: 'resize' as const };
       // With --level2-augment on, the training maps of all 8 flips/rotations, as train caches them.
-      const variants = parseTrainArgs([...positionals, '--data', dataDir])?.level2.featureVariants ? DIHEDRAL_VARIANTS : [0];
-      const trainVariants = [];
-      for (const variant of variants) trainVariants.push(await cachedFeatures(rt, cache, 'train', level1, bytes, config, dataset.splits.train, { ...options, variant }));
+      const augment = Boolean(parseTrainArgs([...positionals, '--data', dataDir])?.level2.featureVariants);
+      const trainVariants = await cachedTrainFeatures(rt, cache, level1, bytes, config, dataset.splits.train, augment, options);
       const split = {
         val: await cachedFeatures(rt, cache, 'val', level1, bytes, config, dataset.splits.val, options),
         test: await cachedFeatures(rt, cache, 'test', level1, bytes, config, dataset.splits.test, options),

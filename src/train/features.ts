@@ -132,6 +132,26 @@ export async function cachedFeatures(
 }
 
 /**
+ * The training images' cached Level-2 inputs as trainLevel2 reads them: with `augment`
+ * (--level2-augment on) one split per flip/rotation, each epoch reading one variant per image;
+ * otherwise the images as they are.
+ */
+export async function cachedTrainFeatures(
+  rt: Runtime,
+  cacheDir: string,
+  level1: TwoPartNetwork,
+  level1Bytes: Uint8Array,
+  config: ModelConfig,
+  images: readonly DatasetImage[],
+  augment: boolean,
+  options: { warn: (m: string) => void; onMismatch: 'resize' | 'refuse'; log?: (m: string) => void },
+): Promise<FeatureSplit[]> {
+  const splits: FeatureSplit[] = [];
+  for (const variant of augment ? DIHEDRAL_VARIANTS : [0]) splits.push(await cachedFeatures(rt, cacheDir, 'train', level1, level1Bytes, config, images, { ...options, variant }));
+  return splits;
+}
+
+/**
  * One split read through per-item variants: item i comes from `variants[choice[i]]` (the same
  * images in the same order, each cached under another flip/rotation). Closing is the variants'.
  */

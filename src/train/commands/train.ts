@@ -16,7 +16,7 @@ import { acquireRunLock } from '../run_lock.ts';
 import { STOPPED_EXIT_CODE, StopRequested, stopSignal } from '../stop_signal.ts';
 import { readDataset, validateDataset, formatProblems, type Dataset } from '../dataset.ts';
 import { evaluateRun, writeReport } from '../evaluate.ts';
-import { cachedFeatures, DIHEDRAL_VARIANTS } from '../features.ts';
+import { cachedFeatures, cachedTrainFeatures } from '../features.ts';
 import { trainLevel1, type LevelOptions } from '../level1.ts';
 import { trainLevel2 } from '../level2.ts';
 import { withColourTarget } from '../colour_target.ts';
@@ -327,10 +327,7 @@ async function trainInFolder(s: TrainSettings, rts: readonly Runtime[]): Promise
   manifest.check('before the feature cache');
   const level1Bytes = readFileBytes(run.level1Weights);
   const featureOptions = { warn: s.level1.warn, onMismatch: s.level1.onMismatch, log };
-  const trainFeatures = [];
-  for (const variant of s.level2.featureVariants ? DIHEDRAL_VARIANTS : [0]) {
-    trainFeatures.push(await cachedFeatures(rt, run.cache, 'train', level1.net, level1Bytes, config, trainImages, { ...featureOptions, variant }));
-  }
+  const trainFeatures = await cachedTrainFeatures(rt, run.cache, level1.net, level1Bytes, config, trainImages, Boolean(s.level2.featureVariants), featureOptions);
   const valFeatures = await cachedFeatures(rt, run.cache, 'val', level1.net, level1Bytes, config, val, featureOptions);
   const level1Hash = createHash('sha256').update(level1Bytes).digest('hex');
   const level2 = await trainLevel2(rts, run, config, trainFeatures, valFeatures, level1Hash, s.level2);
